@@ -1,0 +1,114 @@
+"""Command line: `python -m experiments run SECTION... --profile quick|full --device cpu|cuda`."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from experiments import registry
+from experiments.config import load_yaml, parse_assignments
+from experiments.errors import UserError
+from experiments.runner import DEFAULT_SEED, RunOptions, run, section_config
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def print_list() -> None:
+    current = None
+    for s in registry.all_sections():
+        if s.part != current:
+            current = s.part
+            click.echo(registry.PARTS[s.part])
+        deps = f"  (needs {', '.join(s.depends_on)})" if s.depends_on else ""
+        click.echo(f"  {s.name:<26} {s.summary}{deps}")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--list", "list_", is_flag=True, help="List the sections and exit.")
+@click.pass_context
+def cli(ctx: click.Context, list_: bool) -> None:
+    """Run the experiments of the writeup "Fun with Diffusion Models" and dump their results."""
+    if list_:
+        print_list()
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List the sections, by part, with their dependencies."""
+    print_list()
+
+
+@cli.command("run")
+@click.argument("sections", nargs=-1, required=True)
+@click.option("--profile", default="quick", show_default=True, help="full (reference hyperparameters) or quick.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--out", "out", default="docs/results", show_default=True, type=click.Path(path_type=Path),
+              help="Results folder (one subfolder per section).")
+@click.option("--work-dir", default=".work", show_default=True, type=click.Path(path_type=Path),
+              help="Checkpoints folder (not committed).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="MNIST root in torchvision's layout (default: $FUNDIFF_DATA_ROOT or a cache folder).")
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int)
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.epochs=3.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML file of config overrides.")
+@click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint of an interrupted run.")
+@click.option("--run-missing", is_flag=True, help="Also run dependencies whose results are missing.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def run_cmd(sections, profile, device, out, work_dir, data_root, seed, assignments, config_file, resume,
+            run_missing, no_progress) -> None:
+    """Run SECTIONS (names from --list, or `all`) and write their results under --out."""
+    overrides = load_yaml(str(config_file)) if config_file else {}
+    overrides = _merge(overrides, parse_assignments(assignments))
+    paths = run(list(sections), RunOptions(
+        profile=profile, device=device, results_root=out, work_root=work_dir, data_root=data_root,
+        seed=seed, overrides=overrides or None, resume=resume, run_missing=run_missing,
+        show_progress=not no_progress))
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@cli.command("config")
+@click.argument("section")
+@click.option("--profile", default="quick", show_default=True)
+def config_cmd(section: str, profile: str) -> None:
+    """Print a section's config for a profile as YAML."""
+    import dataclasses
+
+    import yaml
+
+    cfg = section_config(registry.get(section), profile, None)
+    click.echo(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="python -m experiments", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; previous results are unchanged", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
+        if os.environ.get("FUNDIFF_DEBUG"):
+            raise
+        click.echo(f"error: internal {type(exc).__name__}: {exc} (set FUNDIFF_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,81 @@
+"""Forward process, x0 / eps conversions, DDPM, strided and DDIM steps, classifier-free guidance.
+
+All functions are pure: tensors in, tensors out. `t` and `t_prev` are (B,) int64 indices, 0-based,
+with t_prev = -1 meaning "the clean image" (abar = 1). Equations follow Ho et al. (2020) and the
+spec's notation; numbers in comments refer to the spec's DDPM sampling paragraph.
+"""
+from __future__ import annotations
+
+import torch
+
+from experiments.diffusion.schedule import Schedule
+
+
+def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, 1, 1) to broadcast against images."""
+    return v.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+
+
+def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
+    """q(x_t | x0): x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""
+    abar = _b(sched.abar(t), x0)
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+
+
+def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+    abar = _b(sched.abar(t), x_t)
+    return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+
+def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
+    """The eps that maps x0 to x_t: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
+    abar = _b(sched.abar(t), x_t)
+    return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+
+def strided_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
+                 sched: Schedule, noise: torch.Tensor | None) -> torch.Tensor:
+    """Move from t to an earlier t_prev < t (any stride).
+
+    alpha = abar_t / abar_{t'}, beta = 1 - alpha;
+    x_{t'} = sqrt(abar_{t'}) beta / (1 - abar_t) x0_hat + sqrt(alpha) (1 - abar_{t'}) / (1 - abar_t) x_t
+             + sqrt(beta) z,   with z = 0 when noise is None (the last step).
+    At stride 1 this is exactly the DDPM step of the spec.
+    """
+    abar_t, abar_prev = _b(sched.abar(t), x_t), _b(sched.abar(t_prev), x_t)
+    alpha = abar_t / abar_prev
+    beta = 1 - alpha
+    mean = abar_prev.sqrt() * beta / (1 - abar_t) * x0_hat + alpha.sqrt() * (1 - abar_prev) / (1 - abar_t) * x_t
+    if noise is None:
+        return mean
+    return mean + beta.sqrt() * noise
+
+
+def ddpm_step(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule,
+              noise: torch.Tensor | None) -> torch.Tensor:
+    """One ancestral DDPM step t -> t - 1 from a noise estimate (spec: x_{t-1} from x0_hat and x_t)."""
+    return strided_step(x_t, predict_x0(x_t, eps, t, sched), t, t - 1, sched, noise)
+
+
+def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
+              sched: Schedule, eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """DDIM (Song et al. 2021): x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'} - s^2) eps + s z."""
+    abar_t, abar_prev = _b(sched.abar(t), x_t), _b(sched.abar(t_prev), x_t)
+    x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+    sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).clamp(min=0).sqrt()
+    out = abar_prev.sqrt() * x0_hat + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
+    if noise is not None and eta > 0:
+        out = out + sigma * noise
+    return out
+
+
+def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance: eps = eps_u + gamma (eps_c - eps_u)."""
+    return eps_uncond + gamma * (eps_cond - eps_uncond)
+
+
+def strided_timesteps(T: int, stride: int, start: int | None = None) -> list[int]:
+    """[start, start - stride, ..., >= 0]: the strided schedule (start defaults to T - 1)."""
+    first = T - 1 if start is None else start
+    return list(range(first, -1, -stride))

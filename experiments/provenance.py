@@ -1,0 +1,70 @@
+"""Where a result came from: git commit, device, library versions, hashes of config and code."""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def git_commit() -> str:
+    """HEAD's short hash, with '+dirty' when tracked files differ; 'unknown' outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "experiments"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__}
+    for name in ("torchvision", "numpy", "matplotlib", "imageio", "diffusers"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = __import__(name)
+            except ImportError:
+                continue
+        versions[name] = getattr(module, "__version__", "?")
+    if torch.cuda.is_available():
+        versions["cuda"] = str(torch.version.cuda)
+    return versions
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _core_files() -> list[Path]:
+    """The shared library every section runs on (not the CLI, not other sections)."""
+    files = [p for p in PACKAGE_ROOT.rglob("*.py")
+             if "sections" not in p.relative_to(PACKAGE_ROOT).parts and p.name not in ("cli.py", "__main__.py")]
+    return sorted(files)
+
+
+def code_hash(section_module_file: str | Path) -> str:
+    """sha256 over the section's own module and the shared core: a change to either stales it."""
+    digest = hashlib.sha256()
+    for path in [Path(section_module_file), *_core_files()]:
+        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,136 @@
+"""Section results on disk: figures, GIFs, series, tables, metrics and a manifest, written atomically.
+
+Layout: `<results_root>/<section>/manifest.json` plus the files it lists. A run writes into a
+hidden temporary folder beside it and swaps it in only when complete, so a killed run leaves the
+previous results exactly as they were.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import UserError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return _json_safe(value.item())
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp.write_text(json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ResultWriter:
+    """Collects one section's outputs in a temporary folder; `commit()` swaps them into place."""
+
+    def __init__(self, results_root: Path, section: str):
+        self.results_root = Path(results_root)
+        self.section = section
+        self.final_dir = self.results_root / section
+        self.dir = self.results_root / f".tmp-{section}-{uuid.uuid4().hex[:8]}"
+        self.dir.mkdir(parents=True)
+        self.figures: list[dict] = []
+        self.tables: list[dict] = []
+        self.metrics: dict[str, dict] = {}
+        self.series: list[dict] = []
+        self.notes: list[str] = []
+
+    def path(self, name: str) -> Path:
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"result file names are flat: {name!r}")
+        return self.dir / name
+
+    # ---- recording -----------------------------------------------------------------------
+    def add_figure(self, file: str, title: str, caption: str, alt: str | None = None,
+                   group: str | None = None, kind: str = "image") -> None:
+        if not self.path(file).exists():
+            raise FileNotFoundError(f"figure {file} was not written")
+        self.figures.append({"file": file, "kind": kind, "title": title, "caption": caption,
+                             "alt": alt or f"{title}: {caption}", "group": group})
+
+    def add_table(self, key: str, title: str, columns: list[str], rows: list[list[Any]],
+                  caption: str = "") -> None:
+        self.tables.append({"key": key, "title": title, "columns": columns, "rows": rows, "caption": caption})
+
+    def add_metric(self, name: str, value: Any, label: str, fmt: str = ".4g") -> None:
+        self.metrics[name] = {"value": value, "label": label, "fmt": fmt}
+
+    def add_series(self, file: str, title: str, data: dict) -> None:
+        write_json_atomic(self.path(file), data)
+        self.series.append({"file": file, "title": title})
+
+    def add_note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def write_json(self, file: str, data: Any) -> None:
+        write_json_atomic(self.path(file), data)
+
+    # ---- finishing -----------------------------------------------------------------------
+    def commit(self, manifest: dict) -> Path:
+        """Write the manifest, then replace the previous results folder in one rename."""
+        files = sorted(p.name for p in self.dir.iterdir() if p.is_file() and p.name != MANIFEST)
+        manifest = {"schema": SCHEMA_VERSION, **manifest, "figures": self.figures, "tables": self.tables,
+                    "metrics": self.metrics, "series": self.series, "notes": self.notes, "files": files}
+        write_json_atomic(self.dir / MANIFEST, manifest)
+        old = None
+        if self.final_dir.exists():
+            old = self.results_root / f".old-{self.section}-{uuid.uuid4().hex[:8]}"
+            os.replace(self.final_dir, old)
+        os.replace(self.dir, self.final_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final_dir
+
+    def abort(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def recover(results_root: Path) -> None:
+    """Undo a swap that a kill interrupted (old folder moved aside, new one not yet in place)."""
+    root = Path(results_root)
+    if not root.is_dir():
+        return
+    for old in root.glob(".old-*"):
+        section = old.name[len(".old-"):].rsplit("-", 1)[0]
+        if not (root / section).exists():
+            os.replace(old, root / section)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in root.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_manifest(results_root: Path, section: str) -> dict | None:
+    """The section's manifest, None when absent; corrupt or too-new files are user errors."""
+    path = Path(results_root) / section / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"corrupt results: {path} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if not isinstance(data, dict) or "schema" not in data:
+        raise UserError(f"corrupt results: {path} has no schema field")
+    if not isinstance(data["schema"], int) or data["schema"] > SCHEMA_VERSION:
+        raise UserError(f"results {path} use schema {data['schema']}, newer than this code "
+                        f"understands ({SCHEMA_VERSION}); update the code")
+    return data

@@ -1,0 +1,131 @@
+"""Run sections: resolve names and dependencies, seed, run, record provenance, commit atomically."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments import checkpoints, provenance, registry
+from experiments.config import config_hash, override, to_dict, validate
+from experiments.context import Context
+from experiments.errors import UserError
+from experiments.results import ResultWriter, load_manifest, recover
+
+DEFAULT_SEED = 42
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    profile: str = "quick"
+    device: str = "auto"
+    results_root: Path = Path("docs/results")
+    work_root: Path = Path(".work")
+    data_root: Path | None = None
+    seed: int = DEFAULT_SEED
+    overrides: dict | None = None
+    resume: bool = False
+    run_missing: bool = False
+    show_progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} requested but no CUDA GPU is visible (use --device cpu)")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"unknown device {name!r} (use auto, cpu or cuda)")
+
+
+def section_config(section: registry.Section, profile: str, overrides: dict | None) -> Any:
+    cfg = registry.config_for(section, profile)
+    if overrides:
+        cfg = override(cfg, overrides)
+    return validate(cfg)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def is_available(section: str, opts: RunOptions) -> bool:
+    """Results exist in this profile (and, for model-training sections, their weights too)."""
+    manifest = load_manifest(opts.results_root, section)
+    if manifest is None or manifest.get("profile") != opts.profile:
+        return False
+    needs_weights = manifest.get("trains_model", False)
+    return not needs_weights or checkpoints.has_model(opts.work_root / opts.profile, section)
+
+
+def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
+    """The sections to run, in order; missing dependencies are added or reported."""
+    chosen = registry.resolve(names)
+    chosen_names = {s.name for s in chosen}
+    missing = []
+    for section in registry.topological([s.name for s in chosen]):
+        for dep in section.depends_on:
+            if dep not in chosen_names and not is_available(dep, opts):
+                missing.append(dep)
+    if missing and not opts.run_missing:
+        uniq = list(dict.fromkeys(missing))
+        raise UserError(f"missing results for {', '.join(uniq)} (profile {opts.profile}): run "
+                        f"`python -m experiments run {' '.join(uniq)} --profile {opts.profile}` "
+                        f"or add --run-missing")
+    return registry.topological(list(dict.fromkeys(missing)) + [s.name for s in chosen])
+
+
+def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None) -> Path:
+    cfg = section_config(section, opts.profile, overrides)
+    seed_everything(opts.seed)
+    writer = ResultWriter(opts.results_root, section.name)
+    ctx = Context(section=section, cfg=cfg, profile=opts.profile, device=device, seed=opts.seed,
+                  results_root=opts.results_root, work_root=opts.work_root / opts.profile,
+                  data_root=opts.data_root, out=writer, resume=opts.resume, show_progress=opts.show_progress)
+    started, t0 = provenance.now_iso(), time.perf_counter()
+    try:
+        section.run(ctx)
+        inputs = {}
+        for dep in section.depends_on:
+            dep_manifest = load_manifest(opts.results_root, dep)
+            inputs[dep] = dep_manifest.get("run_id") if dep_manifest else None
+        wall = time.perf_counter() - t0
+        manifest = {
+            "section": section.name, "title": section.title, "part": section.part,
+            "summary": section.summary, "depends_on": list(section.depends_on), "inputs": inputs,
+            "run_id": f"{section.name}-{started}-{config_hash(cfg)}",
+            "profile": opts.profile, "config": to_dict(cfg), "config_hash": config_hash(cfg),
+            "code_hash": provenance.code_hash(section.module_file), "seed": opts.seed,
+            "device": provenance.device_name(device), "device_type": device.type,
+            "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
+            "versions": provenance.library_versions(),
+            "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,
+        }
+        return writer.commit(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def run(names: list[str], opts: RunOptions) -> list[Path]:
+    if opts.results_root.exists() and not opts.results_root.is_dir():
+        raise UserError(f"output folder {opts.results_root} is a file")
+    device = resolve_device(opts.device)
+    sections = plan(names, opts)
+    named = {s.name for s in registry.resolve(names)}
+    # --set applies to the sections asked for, not to dependencies pulled in by --run-missing
+    per_section = {s.name: (opts.overrides if s.name in named else None) for s in sections}
+    for s in sections:  # validate every config before spending any compute
+        section_config(s, opts.profile, per_section[s.name])
+    opts.results_root.mkdir(parents=True, exist_ok=True)
+    recover(opts.results_root)
+    return [run_one(s, opts, device, per_section[s.name]) for s in sections]

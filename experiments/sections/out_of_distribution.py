@@ -1,0 +1,61 @@
+"""Part 1, out of distribution: the sigma = 0.5 denoiser applied to noise levels it never saw."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from experiments import figures
+from experiments.config import _require
+from experiments.context import Context
+from experiments.registry import Section, register
+from experiments.sections.single_step_denoiser import batched
+
+
+@dataclass(frozen=True)
+class OODConfig:
+    sigmas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
+    show_digits: int = 4       # digits in the figure
+    test_images: int = 0       # digits in the MSE table (0 = the whole test split)
+
+    def validate(self) -> None:
+        _require(len(self.sigmas) > 0 and all(s >= 0 for s in self.sigmas), "sigmas must be >= 0")
+        _require(self.show_digits >= 1, "show_digits must be >= 1")
+
+
+def run(ctx: Context) -> None:
+    cfg: OODConfig = ctx.cfg
+    model, _ = ctx.model("single-step-denoiser")
+    trained_sigma = ctx.dependency("single-step-denoiser")["config"]["sigma"]
+    test = ctx.test_split(cfg.test_images).images
+    gen = ctx.generator()
+    eps = torch.randn(test.shape, generator=gen, device=test.device)
+    rows, labels, table = [], [], []
+    for sigma in cfg.sigmas:
+        noisy = test + sigma * eps
+        out = batched(model, noisy)
+        mse = torch.mean((out - test) ** 2).item()
+        noisy_mse = torch.mean((noisy - test) ** 2).item()
+        table.append([sigma, round(noisy_mse, 5), round(mse, 5), round(noisy_mse / mse, 2) if mse > 0 else None])
+        rows += [noisy[: cfg.show_digits], out[: cfg.show_digits]]
+        labels += [f"σ={sigma:g} in", f"σ={sigma:g} out"]
+    figures.save_labelled_grid(ctx.out.path("ood.png"), rows, labels)
+    ctx.out.add_figure("ood.png", "Denoising at unseen noise levels",
+                       f"Each pair of rows: noisy test digits at one σ and the output of the denoiser trained at "
+                       f"σ = {trained_sigma:g}.", alt="Noisy inputs and denoised outputs for several sigma")
+    ctx.out.add_table("mse", "Test MSE per σ", ["σ", "MSE of the noisy input", "MSE of the output", "improvement ×"],
+                      table, caption=f"Over {len(test):,} test digits; the model was trained at σ = {trained_sigma:g}.")
+    figures.save_line_plot(ctx.out.path("ood_mse.png"), list(cfg.sigmas),
+                           {"noisy input": [r[1] for r in table], "denoised": [r[2] for r in table]},
+                           "σ", "MSE against the clean digit", "Out-of-distribution denoising", log_y=False)
+    ctx.out.add_figure("ood_mse.png", "MSE against σ", "Error of the noisy input and of the denoised output.",
+                       alt="Line plot of test MSE against sigma", kind="plot")
+    for sigma, row in zip(cfg.sigmas, table):
+        ctx.out.add_metric(f"mse_sigma_{sigma:g}", row[2], f"Test MSE at σ = {sigma:g}", ".5f")
+
+
+SECTION = register(Section(
+    name="out-of-distribution", title="Out-of-distribution noise levels", part="part1",
+    summary="Tests the sigma=0.5 denoiser on sigma from 0 to 1.",
+    profiles={"full": OODConfig(), "quick": OODConfig(test_images=128, show_digits=3)},
+    run=run, depends_on=("single-step-denoiser",)))

@@ -1,0 +1,49 @@
+"""Part 2, a time-conditioned DDPM: eps-prediction with per-sample random t, sampled from scratch."""
+from __future__ import annotations
+
+from experiments import figures
+from experiments.context import Context
+from experiments.models.unet import UNet
+from experiments.objectives import diffusion_objective
+from experiments.registry import Section, register
+from experiments.sections.common import (DDPMConfig, diffusion_schedule, generate, prepare_for_sampling,
+                                         quick_ddpm, record_training, train_model, unet_spec)
+from experiments.training import checkpoint_path, load_weights
+
+
+def train_ddpm(ctx: Context, class_conditioned: bool) -> UNet:
+    cfg: DDPMConfig = ctx.cfg
+    model = UNet(cfg.unet)
+    sched = diffusion_schedule(cfg.diffusion, ctx.device)
+    result = train_model(ctx, model, diffusion_objective(sched, cfg.diffusion, class_conditioned), cfg.data,
+                         cfg.train, "unet", unet_spec(cfg.unet, cfg.diffusion), label=ctx.section.name)
+    split_size = len(ctx.train_split(cfg.data.train_images))
+    kind = "class-conditioned" if class_conditioned else "time-conditioned"
+    record_training(ctx, result, cfg.train, split_size, f"{kind} UNet, D={cfg.unet.hidden}", model)
+    return model
+
+
+def run(ctx: Context) -> None:
+    cfg: DDPMConfig = ctx.cfg
+    model = train_ddpm(ctx, class_conditioned=False)
+    for epoch in cfg.train.checkpoint_epochs:
+        load_weights(model, checkpoint_path(ctx.work_dir, epoch))
+        net = prepare_for_sampling(ctx, model)
+        result = generate(ctx, net, cfg.diffusion, cfg.samples, record_every=cfg.gif_every, seed_offset=epoch)
+        nrow = min(10, cfg.samples)
+        png, gif = f"samples_epoch{epoch:02d}.png", f"sampling_epoch{epoch:02d}.gif"
+        figures.save_grid(ctx.out.path(png), result.x0, nrow=nrow)
+        figures.save_gif(ctx.out.path(gif), result.frames, nrow=nrow)
+        group = f"Epoch {epoch}"
+        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"{cfg.samples} digits sampled from pure noise "
+                           f"with {cfg.diffusion.T} DDPM steps, model after epoch {epoch}.", group=group,
+                           alt=f"Grid of digits sampled by the time-conditioned model after epoch {epoch}")
+        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The same samples during sampling, one frame "
+                           f"every {cfg.gif_every} steps from t = {cfg.diffusion.T - 1} to 0.", group=group, kind="gif",
+                           alt=f"Animation of the denoising trajectory after epoch {epoch}")
+
+
+SECTION = register(Section(
+    name="time-conditioned", title="A time-conditioned DDPM", part="part2",
+    summary="Trains the time-conditioned UNet (D=64, 20 epochs) to predict noise and samples from scratch.",
+    profiles={"full": DDPMConfig(), "quick": quick_ddpm("time")}, run=run))

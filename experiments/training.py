@@ -1,0 +1,247 @@
+"""One training loop for every section: random batches by index from a resident dataset tensor.
+
+Fast by design on a GPU: the dataset is one tensor on the device, each epoch's batch indices are
+drawn on the device, losses are written into a device buffer (read only every `log_every` steps),
+bf16 autocast, fused/capturable Adam with a tensor learning rate, channels_last, and optionally
+the whole step (forward, backward, optimizer, EMA, loss logging) captured in one CUDA graph.
+On the CPU the same code runs eagerly in float32 and is bit-for-bit deterministic, resume included.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from experiments.config import TrainConfig
+from experiments.data import Split
+from experiments.errors import DivergenceError, UserError
+from experiments.progress import progress_bar
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    losses: list[float]                 # one per optimizer step
+    checkpoints: dict[int, Path]        # epoch -> weights file
+    wall_s: float
+    images_per_s: float
+    steps: int
+    passes_over_data: float             # how many times the (possibly small) split was seen
+    resumed_from_epoch: int = 0
+    final_model: nn.Module | None = field(default=None, repr=False)
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _epoch_indices(n: int, steps: int, batch: int, device: torch.device) -> torch.Tensor:
+    """(steps, batch) indices: consecutive random permutations of range(n), drawn on the device."""
+    need = steps * batch
+    perms = [torch.randperm(n, device=device) for _ in range(math.ceil(need / n))]
+    return torch.cat(perms)[:need].view(steps, batch)
+
+
+def checkpoint_path(work_dir: Path, epoch: int) -> Path:
+    return work_dir / f"epoch_{epoch:03d}.pt"
+
+
+def load_weights(model: nn.Module, path: Path, ema: bool = True) -> nn.Module:
+    """Load weights saved by `train` (the EMA copy when present and asked for)."""
+    if not path.exists():
+        raise UserError(f"checkpoint missing: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    key = "ema" if ema and blob.get("ema") is not None else "model"
+    model.load_state_dict(blob[key])
+    return model
+
+
+class Trainer:
+    """Trains `model` on `data` with `objective`; see module docstring for the fast path."""
+
+    def __init__(self, model: nn.Module, objective: Objective, data: Split, cfg: TrainConfig,
+                 device: torch.device, work_dir: Path, *, graph: bool | None = None,
+                 autocast: bool | None = None, description: str = "train", config_key: str = "",
+                 show_progress: bool = True):
+        self.cfg, self.device, self.work_dir = cfg, device, Path(work_dir)
+        self.objective, self.description, self.config_key = objective, description, config_key
+        self.show_progress = show_progress
+        cuda = device.type == "cuda"
+        self.autocast = cuda if autocast is None else autocast
+        self.graph = cuda if graph is None else (graph and cuda)
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.images = data.images.to(device).contiguous(memory_format=self.memory_format)
+        self.labels = data.labels.to(device)
+        if len(self.labels) == 0:
+            raise UserError("training split is empty")
+        lr = torch.tensor(cfg.lr, device=device) if cuda else cfg.lr
+        # A tensor lr keeps the schedule live inside a captured graph; fused Adam is one kernel.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, fused=cuda, capturable=cuda)
+        gamma = cfg.lr_final_ratio ** (1.0 / cfg.epochs)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
+        self.ema = copy.deepcopy(self.model).eval() if cfg.ema_decay > 0 else None
+        if self.ema is not None:
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
+        self.loss_log = torch.zeros(cfg.total_steps, device=device)
+        self.global_step = torch.zeros((), dtype=torch.long, device=device)  # written inside the graph
+        self.batch_in_epoch = torch.zeros((), dtype=torch.long, device=device)
+        self.indices = torch.zeros(cfg.steps_per_epoch, cfg.batch_size, dtype=torch.long, device=device)
+        self._graph: torch.cuda.CUDAGraph | None = None
+
+    # ---- the step -------------------------------------------------------------------------
+    def _step_body(self) -> None:
+        # index_select with a device counter: no .item(), so the step stays capturable
+        idx = self.indices.index_select(0, self.batch_in_epoch.view(1)).view(-1)  # (B,)
+        x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)  # (B,1,28,28), (B,)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.objective(self.model, x, y)
+        loss.backward()
+        self.optimizer.step()
+        if self.ema is not None:
+            ema_p = list(self.ema.parameters())
+            torch._foreach_lerp_(ema_p, [p.detach() for p in self.model.parameters()], 1 - self.cfg.ema_decay)
+        self.loss_log.index_copy_(0, self.global_step.view(1), loss.detach().float().view(1))
+        self.global_step.add_(1)
+        self.batch_in_epoch.add_(1)
+
+    def _eager_step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self._step_body()
+
+    def _capture(self) -> None:
+        """Warm up on a side stream (three real steps), then capture one whole step."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._eager_step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        # Capture records the step without running it: the counters do not advance here.
+        with torch.cuda.graph(graph):
+            self._step_body()
+        self._graph = graph
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def _state_path(self) -> Path:
+        return self.work_dir / "state.pt"
+
+    def _save_state(self, epoch: int) -> None:
+        save_atomic({
+            "epoch": epoch, "config_key": self.config_key,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "loss_log": self.loss_log.cpu(), "rng": _rng_state(self.device),
+        }, self._state_path())
+
+    def _save_weights(self, epoch: int) -> Path:
+        path = checkpoint_path(self.work_dir, epoch)
+        save_atomic({"epoch": epoch, "model": self.model.state_dict(),
+                     "ema": self.ema.state_dict() if self.ema is not None else None}, path)
+        return path
+
+    def _load_state(self) -> int:
+        path = self._state_path()
+        if not path.exists():
+            return 0
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # a corrupt file is a user-facing problem, not a traceback
+            raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__})") from None
+        if state.get("config_key") != self.config_key:
+            raise UserError(f"cannot resume: {path} was written with another config; drop --resume to start over")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.loss_log.copy_(state["loss_log"].to(self.device))
+        _set_rng_state(state["rng"], self.device)
+        epoch = int(state["epoch"])
+        self.global_step.fill_(epoch * self.cfg.steps_per_epoch)
+        return epoch
+
+    # ---- divergence -----------------------------------------------------------------------
+    def _check_finite(self, start: int, stop: int, epoch: int) -> None:
+        window = self.loss_log[start:stop]
+        if bool(torch.isfinite(window).all()):
+            return
+        bad = start + int((~torch.isfinite(window)).nonzero()[0])
+        value = float(self.loss_log[bad])
+        last = f"last good checkpoint {self._state_path()}" if self._state_path().exists() else "no checkpoint yet"
+        raise DivergenceError(f"training diverged: loss {value} at step {bad + 1} (epoch {epoch}); {last}")
+
+    # ---- the loop -------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        cfg = self.cfg
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        start_epoch = self._load_state() if resume else 0
+        self.model.train()
+        spe = cfg.steps_per_epoch
+        t0 = time.perf_counter()
+        bar = progress_bar(total=cfg.total_steps, initial=start_epoch * spe, desc=self.description,
+                           unit="step", disable=not self.show_progress)
+        checkpoints: dict[int, Path] = {e: checkpoint_path(self.work_dir, e)
+                                        for e in cfg.checkpoint_epochs if e <= start_epoch}
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            self.indices.copy_(_epoch_indices(len(self.labels), spe, cfg.batch_size, self.device))
+            self.batch_in_epoch.zero_()
+            first = (epoch - 1) * spe
+            done = synced = 0
+            while done < spe:
+                if self.graph and self._graph is None and spe - done >= 3:
+                    self._capture()           # three real (eager) warm-up steps, then capture
+                    done += 3
+                elif self._graph is not None:
+                    self._graph.replay()
+                    done += 1
+                else:
+                    self._eager_step()
+                    done += 1
+                if done - synced >= cfg.log_every or done == spe:
+                    self._check_finite(first, first + done, epoch)   # the only host sync
+                    bar.update(done - synced)
+                    bar.set_postfix(epoch=epoch, loss=f"{float(self.loss_log[first + done - 1]):.4f}")
+                    synced = done
+            self.scheduler.step()
+            if epoch in cfg.checkpoint_epochs or epoch == cfg.epochs:
+                checkpoints[epoch] = self._save_weights(epoch)
+            self._save_state(epoch)
+        bar.close()
+        wall = time.perf_counter() - t0
+        steps_run = (cfg.epochs - start_epoch) * spe
+        losses = self.loss_log.cpu().tolist()
+        return TrainResult(
+            losses=losses, checkpoints=checkpoints, wall_s=wall,
+            images_per_s=steps_run * cfg.batch_size / wall if wall > 0 else 0.0,
+            steps=cfg.total_steps, passes_over_data=cfg.total_steps * cfg.batch_size / len(self.labels),
+            resumed_from_epoch=start_epoch, final_model=self.ema if self.ema is not None else self.model)
