@@ -1,0 +1,39 @@
+"""Shared fixtures: the offline MNIST mirror and one quick-profile run of every section (CPU)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("FUNDIFF_NO_PROGRESS", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT = Path(os.environ.get("FUNDIFF_DATA_ROOT", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+@dataclass(frozen=True)
+class QuickRun:
+    results: Path      # one folder per section, as docs/results
+    work: Path         # checkpoints (work root, before the profile subfolder)
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA_ROOT / "MNIST" / "raw").exists():
+        pytest.fail(f"offline MNIST mirror not found at {DATA_ROOT} (set FUNDIFF_DATA_ROOT)")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, data_root) -> QuickRun:
+    """Every section in the quick profile on the CPU, once per test session (read-only for tests)."""
+    from experiments.runner import RunOptions, run
+
+    root = tmp_path_factory.mktemp("quick")
+    results, work = root / "results", root / "work"
+    run(["all"], RunOptions(profile="quick", device="cpu", results_root=results, work_root=work,
+                            data_root=data_root, show_progress=False))
+    return QuickRun(results, work, root)
