@@ -64,15 +64,17 @@ def list_cmd() -> None:
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint of an interrupted run.")
 @click.option("--run-missing", is_flag=True, help="Also run dependencies whose results are missing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--allow-outside", is_flag=True,
+              help="Allow --out / --work-dir outside the project folder (also: FUNDIFF_ALLOW_OUTSIDE=1).")
 def run_cmd(sections, profile, device, out, work_dir, data_root, seed, assignments, config_file, resume,
-            run_missing, no_progress) -> None:
+            run_missing, no_progress, allow_outside) -> None:
     """Run SECTIONS (names from --list, or `all`) and write their results under --out."""
     overrides = load_yaml(str(config_file)) if config_file else {}
     overrides = _merge(overrides, parse_assignments(assignments))
     paths = run(list(sections), RunOptions(
         profile=profile, device=device, results_root=out, work_root=work_dir, data_root=data_root,
         seed=seed, overrides=overrides or None, resume=resume, run_missing=run_missing,
-        show_progress=not no_progress))
+        show_progress=not no_progress, allow_outside=allow_outside))
     for path in paths:
         click.echo(f"wrote {path}")
 
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, like every other bad input
+        command = exc.ctx.command_path if exc.ctx else "python -m experiments"
+        click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -112,3 +118,24 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: internal {type(exc).__name__}: {exc} (set FUNDIFF_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
+
+
+@cli.command("writeup")
+@click.option("--profile", default="full", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", default="docs/results", show_default=True, type=click.Path(path_type=Path))
+@click.option("--work-dir", default=".work", show_default=True, type=click.Path(path_type=Path))
+@click.option("--data-root", type=click.Path(path_type=Path), default=None)
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int)
+@click.option("--pack", "pack_to", type=click.Path(path_type=Path), default=None,
+              help="Also write a .tar.gz of the results (to commit them from another machine).")
+@click.option("--no-progress", is_flag=True)
+def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, no_progress) -> None:
+    """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
+    from experiments.writeup import pack, run_writeup
+
+    record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
+                                    data_root=data_root, seed=seed, show_progress=not no_progress))
+    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['device']}")
+    if pack_to:
+        click.echo(f"packed {pack(out, pack_to)}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,11 @@ from experiments.config import DataConfig, DiffusionConfig, TrainConfig, UNetCon
 from experiments.diffusion.sampling import SampleResult, ddpm_step_fn, guided_estimate, model_estimate, sample
 from experiments.context import Context
 from experiments.diffusion.schedule import make_schedule
+from experiments.models.inference import fast_inference_model
 from experiments.models.unet import UNet, count_parameters
 from experiments.training import Objective, Trainer, TrainResult
+
+COMPILE = os.environ.get("FUNDIFF_COMPILE", "1") != "0"   # torch.compile on the GPU (off: FUNDIFF_COMPILE=0)
 
 checkpoints.register_builder("unet", lambda spec: UNet(UNetConfig(**spec["unet"])))
 
@@ -24,7 +28,7 @@ def train_model(ctx: Context, model: torch.nn.Module, objective: Objective, data
     split = ctx.train_split(data_cfg.train_images)
     key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{spec}:{dataclasses.asdict(train_cfg)}"
     trainer = Trainer(model, objective, split, train_cfg, ctx.device, ctx.work_dir, description=label,
-                      config_key=key, show_progress=ctx.show_progress)
+                      config_key=key, show_progress=ctx.show_progress, compile=COMPILE)
     result = trainer.fit(resume=ctx.resume)
     checkpoints.write_spec(ctx.work_dir, kind, final_epoch=train_cfg.epochs, **spec)
     return result
@@ -107,5 +111,5 @@ def generate(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, n: int
 
 
 def prepare_for_sampling(ctx: Context, model: torch.nn.Module) -> torch.nn.Module:
-    model = model.to(ctx.device).eval()
-    return model.to(memory_format=torch.channels_last) if ctx.cuda else model
+    """On a GPU: BatchNorm folded, bf16, channels_last and compiled (same function, ~2x faster)."""
+    return fast_inference_model(model.to(ctx.device).eval(), ctx.device, compile=ctx.cuda and COMPILE)

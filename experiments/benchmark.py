@@ -1,0 +1,221 @@
+"""Speed benchmark: the plain training/sampling loop as the reference writeups write it, against ours.
+
+    python -m experiments.benchmark --device cuda --out docs/results/benchmark.json
+
+Trains the class-conditioned UNet (D=64, batch 128, reference hyperparameters) both ways on the same
+GPU and prints images/s, the ratio, achieved TFLOP/s (FLOPs from torch.utils.flop_counter) and the
+fraction of the GPU's dense bf16 peak; then times sampling 1,000 class-conditioned digits with CFG
+over all 300 steps, plain against ours. A script, not a test: numbers depend on the machine.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import torch
+import torch.nn.functional as F
+
+from experiments import provenance
+from experiments.config import DiffusionConfig, TrainConfig, UNetConfig
+from experiments.data import load_split
+from experiments.diffusion.process import add_noise, cfg_combine, ddpm_step
+from experiments.diffusion.sampling import ddpm_step_fn, guided_estimate, sample
+from experiments.diffusion.schedule import make_schedule
+from experiments.models.inference import fast_inference_model
+from experiments.models.unet import UNet
+from experiments.objectives import diffusion_objective, one_hot_dropped
+from experiments.training import Trainer
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(name: str) -> float | None:
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def flops_per_image(device: torch.device, batch: int = 128) -> float:
+    """Forward + backward FLOPs of one training step, per image (torch.utils.flop_counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(device)
+    x = torch.rand(batch, 1, 28, 28, device=device)
+    t = torch.rand(batch, device=device)
+    c = F.one_hot(torch.randint(0, 10, (batch,), device=device), 10).float()
+    with FlopCounterMode(display=False) as counter:
+        model(x, t, c).pow(2).mean().backward()
+    return counter.get_total_flops() / batch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
+                   warmup: int = 20) -> float:
+    """The reference-style loop: DataLoader over CPU tensors, fp32, eager, one .item() per step."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    sched = make_schedule(300, device=device)
+    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=128, shuffle=True, drop_last=True)
+    done, t0 = 0, None
+    while done < steps + warmup:
+        for x, y in loader:
+            if done == warmup:
+                sync(device)
+                t0 = time.perf_counter()
+            x, y = x.to(device), y.to(device)
+            t = torch.randint(0, 300, (x.shape[0],), device=device)
+            eps = torch.randn_like(x)
+            c = one_hot_dropped(y, 0.1)
+            loss = F.mse_loss(model(add_noise(x, eps, t, sched), t.float() / 300, c), eps)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()                       # the per-step host sync the reference loops have
+            done += 1
+            if done == steps + warmup:
+                break
+    sync(device)
+    return steps * 128 / (time.perf_counter() - t0)
+
+
+def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
+                  graph: bool = True, memory_format: str = "channels_last", compile: bool = False) -> float:
+    """Ours: the shared Trainer (resident data, bf16, fused Adam, CUDA graph); steady state after one epoch."""
+    from experiments.data import Split
+    import tempfile
+
+    spe = 469
+    epochs = max(2, steps // spe + 1)
+    cfg = TrainConfig(epochs=epochs, checkpoint_epochs=(), log_every=spe)
+    sched = make_schedule(300, device=device)
+    model = UNet(UNetConfig(hidden=64, conditioning="class"))
+    times = []
+
+    class Clock(Trainer):
+        def _save_state(self, epoch):            # the benchmark measures steps, not checkpoint writes
+            sync(device)
+            times.append(time.perf_counter())
+
+        def _save_weights(self, epoch):
+            return Path("/dev/null")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Clock(model, diffusion_objective(sched, DiffusionConfig(), True), Split(images, labels), cfg,
+                        device, Path(tmp), graph=graph, channels_last=memory_format == "channels_last",
+                        show_progress=False, compile=compile)
+        trainer.fit()
+    # steady state: epochs after the first (capture and warm-up happen in the first)
+    return (len(times) - 1) * spe * 128 / (times[-1] - times[0])
+
+
+@torch.no_grad()
+def plain_sampling(model, device, n: int = 1000, T: int = 300) -> float:
+    """Reference-style CFG sampling: fp32 eager, conditional and unconditional passes separately."""
+    sched = make_schedule(T, device=device)
+    labels = torch.arange(n, device=device) % 10
+    c = F.one_hot(labels, 10).float()
+    x = torch.randn(n, 1, 28, 28, device=device)
+    sync(device)
+    t0 = time.perf_counter()
+    for step in range(T - 1, -1, -1):
+        t = torch.full((n,), step, device=device)
+        eps_c = model(x, t.float() / T, c)
+        eps_u = model(x, t.float() / T, torch.zeros_like(c))
+        eps = cfg_combine(eps_u, eps_c, 5.0)
+        x = ddpm_step(x, eps, t, sched, torch.randn_like(x) if step > 0 else None)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def fast_sampling(model, device, n: int = 1000, T: int = 300, graphed: bool = True, mode: str = "folded") -> float:
+    """Ours: batched CFG in one forward, the loop captured as a CUDA graph, bf16 (BN folded, compiled)."""
+    sched = make_schedule(T, device=device)
+    labels = torch.arange(n, device=device) % 10
+    if mode == "autocast":
+        net = model.to(memory_format=torch.channels_last)
+    else:
+        net = fast_inference_model(model, device, compile=mode == "compiled")
+    estimate = guided_estimate(net, sched, labels, 5.0)
+    x_T = torch.randn(n, 1, 28, 28, device=device)
+    timesteps = list(range(T - 1, -1, -1))
+    sample(x_T, timesteps[:3], estimate, ddpm_step_fn(sched), autocast=True, graphed=graphed)   # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    sample(x_T, timesteps, estimate, ddpm_step_fn(sched), autocast=True, graphed=graphed)
+    sync(device)
+    return time.perf_counter() - t0
+
+
+@click.command()
+@click.option("--device", default="cuda")
+@click.option("--data-root", default=None)
+@click.option("--steps", default=1500, show_default=True, help="Timed training steps per variant.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results/benchmark.json"))
+@click.option("--variants", is_flag=True, help="Also time intermediate variants (no graph, NCHW).")
+def main(device: str, data_root: str | None, steps: int, out: Path, variants: bool) -> None:
+    dev = torch.device(device)
+    torch.backends.cudnn.benchmark = True
+    split = load_split(data_root, train=True)
+    name = provenance.device_name(dev)
+    flops = flops_per_image(dev)
+    plain = plain_training(split.images, split.labels, dev, steps=min(steps, 600))
+    ours = fast_training(split.images.to(dev), split.labels.to(dev), dev, steps)
+    extra = {}
+    if variants:
+        extra["train_img_per_s_eager_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
+                                                               steps, graph=False)
+        extra["train_img_per_s_graph_nchw"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
+                                                             steps, memory_format="nchw")
+        for fmt in ("channels_last", "nchw"):
+            try:
+                extra[f"train_img_per_s_graph_compiled_{fmt}"] = fast_training(
+                    split.images.to(dev), split.labels.to(dev), dev, steps, memory_format=fmt, compile=True)
+            except Exception as exc:  # report, keep measuring the rest
+                click.echo(f"compiled training ({fmt}) failed: {type(exc).__name__}: {str(exc)[:300]}")
+    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(dev).eval()
+    s_plain = plain_sampling(model, dev)
+    s_ours = fast_sampling(model, dev)
+    if variants:
+        extra["sample_1000_cfg_s_autocast_graph"] = fast_sampling(model, dev, mode="autocast")
+        try:
+            t0 = time.perf_counter()
+            extra["sample_1000_cfg_s_compiled"] = fast_sampling(model, dev, mode="compiled")
+            extra["sample_compile_and_run_s"] = time.perf_counter() - t0
+        except Exception as exc:
+            click.echo(f"compiled sampling failed: {type(exc).__name__}: {str(exc)[:300]}")
+    peak = peak_tflops(name)
+    tflops = flops * ours / 1e12
+    result = {
+        "device": name, "git_commit": provenance.git_commit(), "measured_at": provenance.now_iso(),
+        "torch": torch.__version__, "batch_size": 128, "gflop_per_image_train": flops / 1e9,
+        "train_img_per_s_plain": plain, "train_img_per_s": ours, "train_speedup": ours / plain,
+        "train_tflops": tflops, "train_tflops_plain": flops * plain / 1e12,
+        "peak_bf16_tflops": peak, "peak_fraction": tflops / peak if peak else None,
+        "sample_1000_cfg_s_plain": s_plain, "sample_1000_cfg_s": s_ours, "sample_speedup": s_plain / s_ours,
+        **extra,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"device                 {name}")
+    click.echo(f"train images/s plain   {plain:,.0f}")
+    click.echo(f"train images/s ours    {ours:,.0f}   ({ours / plain:.2f}x)")
+    for k, v in extra.items():
+        click.echo(f"{k:<40} {v:,.2f}")
+    click.echo(f"achieved TFLOP/s       {tflops:.1f}   ({result['peak_fraction'] or 0:.1%} of bf16 peak)")
+    click.echo(f"1000 CFG samples, 300 steps: plain {s_plain:.2f} s, ours {s_ours:.2f} s ({s_plain / s_ours:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
