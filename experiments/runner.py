@@ -1,6 +1,7 @@
 """Run sections: resolve names and dependencies, seed, run, record provenance, commit atomically."""
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -31,6 +32,28 @@ class RunOptions:
     resume: bool = False
     run_missing: bool = False
     show_progress: bool = True
+    allow_outside: bool = False     # write --out / --work-dir outside the project (or FUNDIFF_ALLOW_OUTSIDE=1)
+
+
+ALLOW_OUTSIDE_ENV = "FUNDIFF_ALLOW_OUTSIDE"
+
+
+def project_root() -> Path:
+    """The checkout holding experiments/ (when installed elsewhere: the current folder)."""
+    root = provenance.PROJECT_ROOT
+    return root if (root / "pyproject.toml").exists() else Path.cwd().resolve()
+
+
+def check_output_folder(path: Path, what: str, allow_outside: bool) -> None:
+    """An output folder must be a folder, inside the project unless explicitly allowed."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder")
+    if allow_outside or os.environ.get(ALLOW_OUTSIDE_ENV) == "1":
+        return
+    root = project_root()
+    if not path.resolve().is_relative_to(root):
+        raise UserError(f"{what} {path} is outside the project ({root}); pass --allow-outside "
+                        f"(or set {ALLOW_OUTSIDE_ENV}=1) to write there")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,8 +140,8 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
 
 
 def run(names: list[str], opts: RunOptions) -> list[Path]:
-    if opts.results_root.exists() and not opts.results_root.is_dir():
-        raise UserError(f"output folder {opts.results_root} is a file")
+    check_output_folder(opts.results_root, "output folder", opts.allow_outside)
+    check_output_folder(opts.work_root, "work folder", opts.allow_outside)
     device = resolve_device(opts.device)
     sections = plan(names, opts)
     named = {s.name for s in registry.resolve(names)}
@@ -126,6 +149,9 @@ def run(names: list[str], opts: RunOptions) -> list[Path]:
     per_section = {s.name: (opts.overrides if s.name in named else None) for s in sections}
     for s in sections:  # validate every config before spending any compute
         section_config(s, opts.profile, per_section[s.name])
-    opts.results_root.mkdir(parents=True, exist_ok=True)
+    try:
+        opts.results_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {opts.results_root}: {exc.strerror}") from None
     recover(opts.results_root)
     return [run_one(s, opts, device, per_section[s.name]) for s in sections]

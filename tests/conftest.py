@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("FUNDIFF_NO_PROGRESS", "1")
+os.environ.setdefault("FUNDIFF_ALLOW_OUTSIDE", "1")   # fixtures write to tmp, outside the project
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = Path(os.environ.get("FUNDIFF_DATA_ROOT", PROJECT_ROOT.parent / "shared" / "data"))
