@@ -59,13 +59,15 @@ def sync(device: torch.device) -> None:
 
 
 def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
-                   warmup: int = 20) -> float:
+                   warmup: int = 20, return_model: bool = False):
     """The reference-style loop: DataLoader over CPU tensors, fp32, eager, one .item() per step."""
     from torch.utils.data import DataLoader, TensorDataset
 
     sched = make_schedule(300, device=device)
     model = UNet(UNetConfig(hidden=64, conditioning="class")).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cfg = TrainConfig()
+    lr_decay = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_final_ratio ** (1 / cfg.epochs))
     loader = DataLoader(TensorDataset(images, labels), batch_size=128, shuffle=True, drop_last=True)
     done, t0 = 0, None
     while done < steps + warmup:
@@ -83,10 +85,13 @@ def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.dev
             opt.step()
             loss.item()                       # the per-step host sync the reference loops have
             done += 1
+            if done % cfg.steps_per_epoch == 0:
+                lr_decay.step()
             if done == steps + warmup:
                 break
     sync(device)
-    return steps * 128 / (time.perf_counter() - t0)
+    speed = steps * 128 / (time.perf_counter() - t0)
+    return (speed, model) if return_model else speed
 
 
 def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
@@ -158,43 +163,85 @@ def fast_sampling(model, device, n: int = 1000, T: int = 300, graphed: bool = Tr
     return time.perf_counter() - t0
 
 
+def quality_check(split, device: torch.device, work_root: Path, seeds=(42, 43), samples: int = 10_000) -> dict:
+    """FID (gamma = 5) of the class-conditioned model trained the plain way and ours (two seeds each way)."""
+    import experiments.sections  # noqa: F401  (registers the classifier's checkpoint builder)
+    from experiments import checkpoints
+    from experiments.data import Split
+    from experiments.metrics import Evaluator
+    import tempfile
+
+    classifier, _ = checkpoints.load_model(work_root, "classifier", "full", device)
+    test = load_split(None if not _DATA_ROOT else _DATA_ROOT, train=False, device=device)
+    evaluator = Evaluator.build(classifier, test.images)
+    cfg = TrainConfig()
+    sched = make_schedule(300, device=device)
+    labels = torch.arange(samples, device=device) % 10
+
+    def fid_of(model) -> float:
+        net = fast_inference_model(model.eval(), device, compile=True)
+        images = []
+        for chunk in labels.split(2500):
+            x_T = torch.randn(len(chunk), 1, 28, 28, device=device)
+            images.append(sample(x_T, list(range(299, -1, -1)), guided_estimate(net, sched, chunk, 5.0),
+                                 ddpm_step_fn(sched), autocast=True, graphed=True).x0)
+        return evaluator.fid(torch.cat(images))
+
+    out = {"fid_plain": [], "fid_ours": [], "quality_seeds": list(seeds), "quality_samples": samples}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        _, plain_model = plain_training(split.images, split.labels, device, steps=cfg.total_steps, warmup=0,
+                                        return_model=True)
+        torch.manual_seed(seed + 1)
+        out["fid_plain"].append(fid_of(plain_model))
+        torch.manual_seed(seed)
+        model = UNet(UNetConfig(hidden=64, conditioning="class"))
+        with tempfile.TemporaryDirectory() as tmp:
+            Trainer(model, diffusion_objective(sched, DiffusionConfig(), True), Split(split.images.to(device),
+                    split.labels.to(device)), cfg, device, Path(tmp), show_progress=False, compile=True).fit()
+        torch.manual_seed(seed + 1)
+        out["fid_ours"].append(fid_of(model))
+        click.echo(f"seed {seed}: FID plain {out['fid_plain'][-1]:.3f}, ours {out['fid_ours'][-1]:.3f}")
+    return out
+
+
+_DATA_ROOT: str | None = None
+
+
 @click.command()
 @click.option("--device", default="cuda")
 @click.option("--data-root", default=None)
 @click.option("--steps", default=1500, show_default=True, help="Timed training steps per variant.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results/benchmark.json"))
 @click.option("--variants", is_flag=True, help="Also time intermediate variants (no graph, NCHW).")
-def main(device: str, data_root: str | None, steps: int, out: Path, variants: bool) -> None:
+@click.option("--quality", "quality_work_root", type=click.Path(path_type=Path), default=None,
+              help="Also train both ways over the full budget (two seeds) and compare FID; needs the classifier "
+                   "checkpoint of a full writeup run in this work folder (e.g. .work/full).")
+def main(device: str, data_root: str | None, steps: int, out: Path, variants: bool,
+         quality_work_root: Path | None) -> None:
+    global _DATA_ROOT
+    _DATA_ROOT = data_root
     dev = torch.device(device)
     torch.backends.cudnn.benchmark = True
     split = load_split(data_root, train=True)
     name = provenance.device_name(dev)
     flops = flops_per_image(dev)
     plain = plain_training(split.images, split.labels, dev, steps=min(steps, 600))
-    ours = fast_training(split.images.to(dev), split.labels.to(dev), dev, steps)
+    ours = fast_training(split.images.to(dev), split.labels.to(dev), dev, steps, compile=True)
     extra = {}
     if variants:
         extra["train_img_per_s_eager_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
                                                                steps, graph=False)
         extra["train_img_per_s_graph_nchw"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
                                                              steps, memory_format="nchw")
-        for fmt in ("channels_last", "nchw"):
-            try:
-                extra[f"train_img_per_s_graph_compiled_{fmt}"] = fast_training(
-                    split.images.to(dev), split.labels.to(dev), dev, steps, memory_format=fmt, compile=True)
-            except Exception as exc:  # report, keep measuring the rest
-                click.echo(f"compiled training ({fmt}) failed: {type(exc).__name__}: {str(exc)[:300]}")
+        extra["train_img_per_s_graph_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
+                                                               steps)
     model = UNet(UNetConfig(hidden=64, conditioning="class")).to(dev).eval()
     s_plain = plain_sampling(model, dev)
-    s_ours = fast_sampling(model, dev)
+    s_ours = fast_sampling(model, dev, mode="compiled")
     if variants:
         extra["sample_1000_cfg_s_autocast_graph"] = fast_sampling(model, dev, mode="autocast")
-        try:
-            t0 = time.perf_counter()
-            extra["sample_1000_cfg_s_compiled"] = fast_sampling(model, dev, mode="compiled")
-            extra["sample_compile_and_run_s"] = time.perf_counter() - t0
-        except Exception as exc:
-            click.echo(f"compiled sampling failed: {type(exc).__name__}: {str(exc)[:300]}")
+        extra["sample_1000_cfg_s_folded_bf16_graph"] = fast_sampling(model, dev, mode="folded")
     peak = peak_tflops(name)
     tflops = flops * ours / 1e12
     result = {
@@ -206,6 +253,8 @@ def main(device: str, data_root: str | None, steps: int, out: Path, variants: bo
         "sample_1000_cfg_s_plain": s_plain, "sample_1000_cfg_s": s_ours, "sample_speedup": s_plain / s_ours,
         **extra,
     }
+    if quality_work_root is not None:
+        result.update(quality_check(split, dev, quality_work_root))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"device                 {name}")
