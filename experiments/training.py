@@ -8,6 +8,7 @@ On the CPU the same code runs eagerly in float32 and is bit-for-bit deterministi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -210,50 +211,106 @@ class Trainer:
         last = f"last good checkpoint {self._state_path()}" if self._state_path().exists() else "no checkpoint yet"
         raise DivergenceError(f"training diverged: loss {value} at step {bad + 1} (epoch {epoch}); {last}")
 
-    # ---- the loop -------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> TrainResult:
-        cfg = self.cfg
+    # ---- the loop, in phases (so several trainers can run in lockstep) ----------------------
+    def _begin(self, resume: bool) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        start_epoch = self._load_state() if resume else 0
+        self._start_epoch = self._load_state() if resume else 0
         self.model.train()
-        spe = cfg.steps_per_epoch
-        t0 = time.perf_counter()
-        bar = progress_bar(total=cfg.total_steps, initial=start_epoch * spe, desc=self.description,
-                           unit="step", disable=not self.show_progress)
-        checkpoints: dict[int, Path] = {e: checkpoint_path(self.work_dir, e)
-                                        for e in cfg.checkpoint_epochs if e <= start_epoch}
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            self.indices.copy_(_epoch_indices(len(self.labels), spe, cfg.batch_size, self.device))
-            self.batch_in_epoch.zero_()
+        self._t0 = time.perf_counter()
+        self._bar = progress_bar(total=self.cfg.total_steps, initial=self._start_epoch * self.cfg.steps_per_epoch,
+                                 desc=self.description, unit="step", disable=not self.show_progress)
+        self._checkpoints = {e: checkpoint_path(self.work_dir, e)
+                             for e in self.cfg.checkpoint_epochs if e <= self._start_epoch}
+
+    def _begin_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        self.indices.copy_(_epoch_indices(len(self.labels), cfg.steps_per_epoch, cfg.batch_size, self.device))
+        self.batch_in_epoch.zero_()
+        self._done = self._synced = 0
+
+    def _advance(self, epoch: int) -> None:
+        """One step (three on the step that captures the graph); syncs every log_every steps."""
+        cfg, spe = self.cfg, self.cfg.steps_per_epoch
+        if self.graph and self._graph is None and spe - self._done >= 3:
+            self._capture()           # three real (eager) warm-up steps, then capture
+            self._done += 3
+        elif self._graph is not None:
+            self._graph.replay()
+            self._done += 1
+        else:
+            self._eager_step()
+            self._done += 1
+        if self._done - self._synced >= cfg.log_every or self._done == spe:
             first = (epoch - 1) * spe
-            done = synced = 0
-            while done < spe:
-                if self.graph and self._graph is None and spe - done >= 3:
-                    self._capture()           # three real (eager) warm-up steps, then capture
-                    done += 3
-                elif self._graph is not None:
-                    self._graph.replay()
-                    done += 1
-                else:
-                    self._eager_step()
-                    done += 1
-                if done - synced >= cfg.log_every or done == spe:
-                    self._check_finite(first, first + done, epoch)   # the only host sync
-                    bar.update(done - synced)
-                    bar.set_postfix(epoch=epoch, loss=f"{float(self.loss_log[first + done - 1]):.4f}")
-                    synced = done
-            self.scheduler.step()
-            if epoch in cfg.checkpoint_epochs or epoch == cfg.epochs:
-                checkpoints[epoch] = self._save_weights(epoch)
-            self._save_state(epoch)
-            if epoch < cfg.epochs:
-                pause_at("training", f"after epoch {epoch}")   # test hook (no-op unless set)
-        bar.close()
-        wall = time.perf_counter() - t0
-        steps_run = (cfg.epochs - start_epoch) * spe
+            self._check_finite(first, first + self._done, epoch)   # the only host sync
+            self._bar.update(self._done - self._synced)
+            self._bar.set_postfix(epoch=epoch, loss=f"{float(self.loss_log[first + self._done - 1]):.4f}")
+            self._synced = self._done
+
+    def _end_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        self.scheduler.step()
+        if epoch in cfg.checkpoint_epochs or epoch == cfg.epochs:
+            self._checkpoints[epoch] = self._save_weights(epoch)
+        self._save_state(epoch)
+        if epoch < cfg.epochs:
+            pause_at("training", f"after epoch {epoch}")   # test hook (no-op unless set)
+
+    def _finish(self) -> TrainResult:
+        cfg = self.cfg
+        self._bar.close()
+        wall = time.perf_counter() - self._t0
+        steps_run = (cfg.epochs - self._start_epoch) * cfg.steps_per_epoch
         losses = self.loss_log.cpu().tolist()
         return TrainResult(
-            losses=losses, checkpoints=checkpoints, wall_s=wall,
+            losses=losses, checkpoints=self._checkpoints, wall_s=wall,
             images_per_s=steps_run * cfg.batch_size / wall if wall > 0 else 0.0,
             steps=cfg.total_steps, passes_over_data=cfg.total_steps * cfg.batch_size / len(self.labels),
-            resumed_from_epoch=start_epoch, final_model=self.ema if self.ema is not None else self.model)
+            resumed_from_epoch=self._start_epoch, final_model=self.ema if self.ema is not None else self.model)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        return train_together([self], resume)[0]
+
+
+def train_together(trainers: list[Trainer], resume: bool = False) -> list[TrainResult]:
+    """Train several models in lockstep; on a GPU each on its own CUDA stream.
+
+    At batch 128 one model's step leaves most of the GPU idle (launch-bound small kernels), so
+    replaying several models' step graphs on separate streams overlaps them: the same work per model,
+    done side by side. On the CPU (or with one trainer) this is exactly the plain sequential loop.
+    """
+    epochs = {t.cfg.epochs for t in trainers}
+    if len(epochs) != 1 or len({t.cfg.steps_per_epoch for t in trainers}) != 1:
+        raise ValueError("trainers in lockstep need the same epochs and steps per epoch")
+    use_streams = len(trainers) > 1 and all(t.device.type == "cuda" for t in trainers)
+    streams = [torch.cuda.Stream(t.device) if use_streams else None for t in trainers]
+
+    def on(stream):
+        return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
+
+    for t, stream in zip(trainers, streams):
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream(t.device))
+        with on(stream):
+            t._begin(resume)
+    spe = trainers[0].cfg.steps_per_epoch
+    for epoch in range(1, epochs.pop() + 1):
+        active = [(t, s) for t, s in zip(trainers, streams) if epoch > t._start_epoch]
+        for t, stream in active:
+            with on(stream):
+                t._begin_epoch(epoch)
+        for _ in range(spe):
+            for t, stream in active:
+                if t._done < spe:
+                    with on(stream):
+                        t._advance(epoch)
+        for t, stream in active:
+            with on(stream):
+                t._end_epoch(epoch)
+    results = []
+    for t, stream in zip(trainers, streams):
+        with on(stream):
+            results.append(t._finish())
+        if stream is not None:
+            torch.cuda.current_stream(t.device).wait_stream(stream)
+    return results
