@@ -27,7 +27,7 @@ from experiments.diffusion.schedule import make_schedule
 from experiments.models.inference import fast_inference_model
 from experiments.models.unet import UNet
 from experiments.objectives import diffusion_objective, one_hot_dropped
-from experiments.training import Trainer
+from experiments.training import Trainer, train_together
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
@@ -95,7 +95,8 @@ def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.dev
 
 
 def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
-                  graph: bool = True, memory_format: str = "channels_last", compile: bool = False) -> float:
+                  graph: bool = True, memory_format: str = "channels_last", compile: bool = False,
+                  together: int = 1) -> float:
     """Ours: the shared Trainer (resident data, bf16, fused Adam, CUDA graph); steady state after one epoch."""
     from experiments.data import Split
     import tempfile
@@ -104,7 +105,6 @@ def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.devi
     epochs = max(2, steps // spe + 1)
     cfg = TrainConfig(epochs=epochs, checkpoint_epochs=(), log_every=spe)
     sched = make_schedule(300, device=device)
-    model = UNet(UNetConfig(hidden=64, conditioning="class"))
     times = []
 
     class Clock(Trainer):
@@ -116,12 +116,14 @@ def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.devi
             return Path("/dev/null")
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Clock(model, diffusion_objective(sched, DiffusionConfig(), True), Split(images, labels), cfg,
-                        device, Path(tmp), graph=graph, channels_last=memory_format == "channels_last",
-                        show_progress=False, compile=compile)
-        trainer.fit()
-    # steady state: epochs after the first (capture and warm-up happen in the first)
-    return (len(times) - 1) * spe * 128 / (times[-1] - times[0])
+        trainers = [Clock(UNet(UNetConfig(hidden=64, conditioning="class")),
+                          diffusion_objective(sched, DiffusionConfig(), True), Split(images, labels), cfg,
+                          device, Path(tmp) / str(k), graph=graph, channels_last=memory_format == "channels_last",
+                          show_progress=False, compile=compile) for k in range(together)]
+        train_together(trainers)
+    # steady state: epochs after the first (capture and warm-up happen in the first); all models' images
+    times = times[together - 1::together]
+    return together * (len(times) - 1) * spe * 128 / (times[-1] - times[0])
 
 
 @torch.no_grad()
@@ -237,6 +239,9 @@ def main(device: str, data_root: str | None, steps: int, out: Path, variants: bo
                                                              steps, memory_format="nchw")
         extra["train_img_per_s_graph_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
                                                                steps)
+        for k in (2, 4, 6):
+            extra[f"train_img_per_s_{k}_models_together"] = fast_training(
+                split.images.to(dev), split.labels.to(dev), dev, steps, compile=True, together=k)
     model = UNet(UNetConfig(hidden=64, conditioning="class")).to(dev).eval()
     s_plain = plain_sampling(model, dev)
     s_ours = fast_sampling(model, dev, mode="compiled")
