@@ -103,7 +103,8 @@ class Trainer:
         if cuda:
             torch.backends.cudnn.benchmark = True      # fixed shapes: let cuDNN time its algorithms once
         # torch.compile fuses BatchNorm/GELU work around the convs; the step graph then replays it
-        self.step_model = torch.compile(self.model) if compile and cuda else self.model
+        mode = os.environ.get("FUNDIFF_COMPILE_MODE") or None   # e.g. max-autotune-no-cudagraphs (slower to build)
+        self.step_model = torch.compile(self.model, mode=mode) if compile and cuda else self.model
         self.images = data.images.to(device).contiguous(memory_format=self.memory_format)
         self.labels = data.labels.to(device)
         if len(self.labels) == 0:
