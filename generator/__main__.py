@@ -1,0 +1,4 @@
+"""`python -m generator build [options]`."""
+from generator.cli import main
+
+main()

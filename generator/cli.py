@@ -1,0 +1,108 @@
+"""Command line: `build-site [options]` (= `python -m generator build [options]`)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from experiments.errors import UserError
+from generator import build as pipeline
+from generator import TEMPLATES_DIR, checks, preview, site
+
+PATH = click.Path(path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Build the writeup website from the section results."""
+
+
+@cli.command("build")
+@click.option("--results", default=Path("docs/results"), show_default=True, type=PATH,
+              help="Results folder (one subfolder per section).")
+@click.option("--site-dir", default=Path("site"), show_default=True, type=PATH, help="Where the site goes.")
+@click.option("--profile", default=None, help="Profile to compare against and rerun in (default: as recorded).")
+@click.option("--device", default="auto", show_default=True, help="Device for reruns: auto, cpu or cuda.")
+@click.option("--data-root", default=None, type=PATH, help="MNIST root for reruns (default: $FUNDIFF_DATA_ROOT).")
+@click.option("--work-dir", default=Path(".work"), show_default=True, type=PATH, help="Checkpoints for reruns.")
+@click.option("--status", "status_only", is_flag=True, help="List every section as fresh, stale (why) or missing.")
+@click.option("--rerun", multiple=True, metavar="SECTION",
+              help="Rerun SECTION, then rebuild (repeatable; `all`, or `stale` for everything out of date).")
+@click.option("--dry-run", is_flag=True, help="Say what would run and be built, change nothing.")
+@click.option("--run-missing", is_flag=True, help="Run sections whose results are missing instead of failing.")
+@click.option("--serve", is_flag=True, help="After building, preview with `mkdocs serve`.")
+@click.option("--dev-addr", default="127.0.0.1:8000", show_default=True, help="Address for --serve.")
+@click.option("--publish", is_flag=True, help="After building, deploy with `mkdocs gh-deploy`.")
+@click.option("--templates", default=TEMPLATES_DIR, type=PATH, hidden=True, help="Jinja templates folder.")
+def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, data_root: Path | None,
+              work_dir: Path, status_only: bool, rerun: tuple[str, ...], dry_run: bool, run_missing: bool,
+              serve: bool, dev_addr: str, publish: bool, templates: Path) -> None:
+    """Render a page per section from its results and build the MkDocs site into --site-dir."""
+    opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
+                                 data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
+                                 dry_run=dry_run, templates=templates)
+    if status_only:
+        for line in pipeline.status_lines(opts):
+            click.echo(line)
+        return
+    if serve and publish:
+        raise UserError("--serve and --publish do not go together: preview first, then publish")
+    staging = pipeline.build(opts, click.echo)
+    if staging is None:
+        return
+    try:
+        if publish:
+            click.echo("publishing with mkdocs gh-deploy")
+            site.publish(staging)
+        elif serve:
+            site.serve(staging, dev_addr)
+    finally:
+        site.discard(staging)
+
+
+@cli.command("check")
+@click.argument("site_dir", type=PATH, default=Path("site"))
+def check_cmd(site_dir: Path) -> None:
+    """Check a built site: images and internal links resolve, every image has alt text."""
+    problems = checks.check_site(site_dir)
+    for line in problems:
+        click.echo(line)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in {site_dir}")
+    click.echo(f"{site_dir}: every image and internal link resolves; every image has alt text")
+
+
+@cli.command("screenshot")
+@click.argument("site_dir", type=PATH, default=Path("site"))
+@click.option("--out", default=Path("docs/assets/screenshot.png"), show_default=True, type=PATH)
+def screenshot_cmd(site_dir: Path, out: Path) -> None:
+    """Take a PNG of the built site's index page with headless chromium (for the README)."""
+    path = preview.screenshot(site_dir, out)
+    click.echo(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; anything that is not a subcommand means `build` (so `build-site --status` works)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in cli.commands:
+        args = ["build", *args]
+    try:
+        cli.main(args=args, prog_name="build-site", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("error: interrupted; the previous site is unchanged", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
+        if os.environ.get("FUNDIFF_DEBUG"):
+            raise
+        click.echo(f"error: internal {type(exc).__name__}: {exc} (set FUNDIFF_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

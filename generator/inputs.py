@@ -1,0 +1,98 @@
+"""Read what the experiments left in the results root, refusing anything the site could not show honestly.
+
+Manifests come through `experiments.results.load_manifest` (corrupt JSON, newer schema -> UserError);
+here we add the checks the site needs: the fields a page reads, and every file a manifest names.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import UserError
+from experiments.results import SCHEMA_VERSION, load_manifest
+
+SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
+BENCHMARK = "benchmark.json"    # performance measurements (shown on the Performance page)
+
+# field -> type every manifest must have for a page to render it
+REQUIRED = {"section": str, "title": str, "part": str, "run_id": str, "profile": str, "config": dict,
+            "config_hash": str, "code_hash": str, "inputs": dict, "device": str, "git_commit": str,
+            "started_at": str, "wall_s": (int, float), "versions": dict, "figures": list, "tables": list,
+            "metrics": dict, "series": list, "notes": list}
+FIGURE_FIELDS = ("file", "kind", "title", "caption", "alt")
+TABLE_FIELDS = ("title", "columns", "rows")
+
+
+@dataclass(frozen=True)
+class Results:
+    """Every manifest found (section name -> dict) plus the optional summary and benchmark."""
+
+    root: Path
+    manifests: dict[str, dict]
+    summary: dict | None
+    benchmark: dict | None
+
+
+def _check_manifest(path: Path, m: dict) -> None:
+    for key, kind in REQUIRED.items():
+        if not isinstance(m.get(key), kind):
+            raise UserError(f"corrupt results: {path} has no valid {key!r} field")
+    for i, fig in enumerate(m["figures"]):
+        missing = [k for k in FIGURE_FIELDS if not isinstance(fig, dict) or k not in fig]
+        if missing:
+            raise UserError(f"corrupt results: {path} figure {i + 1} lacks {', '.join(missing)}")
+        if fig["kind"] not in ("image", "gif", "plot"):
+            raise UserError(f"corrupt results: {path} figure {fig['file']} has unknown kind {fig['kind']!r}")
+    for i, table in enumerate(m["tables"]):
+        missing = [k for k in TABLE_FIELDS if not isinstance(table, dict) or k not in table]
+        if missing:
+            raise UserError(f"corrupt results: {path} table {i + 1} lacks {', '.join(missing)}")
+    for name, metric in m["metrics"].items():
+        if not isinstance(metric, dict) or "value" not in metric or "label" not in metric:
+            raise UserError(f"corrupt results: {path} metric {name!r} lacks value or label")
+    for item in [*m["figures"], *m["series"]]:
+        name = item.get("file") if isinstance(item, dict) else None
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise UserError(f"corrupt results: {path} names an invalid file {name!r}")
+        if not (path.parent / name).is_file():
+            raise UserError(f"results {path} name {name}, which is missing from {path.parent}; "
+                            f"rerun the section (build-site --rerun {m['section']})")
+
+
+def _load_extra(path: Path) -> dict | None:
+    """summary.json / benchmark.json: optional, but never silently wrong."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"corrupt results: {path} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"corrupt results: {path} is not a JSON object")
+    schema = data.get("schema", SCHEMA_VERSION)
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise UserError(f"results {path} use schema {schema}, newer than this code understands "
+                        f"({SCHEMA_VERSION}); update the code")
+    return data
+
+
+def load_results(root: Path, sections: list[str]) -> Results:
+    """Manifests of the registered sections that have results (absent ones are simply left out)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"results folder {root} is a file")
+    manifests: dict[str, dict] = {}
+    for name in sections:
+        m = load_manifest(root, name)
+        if m is None:
+            continue
+        _check_manifest(root / name / "manifest.json", m)
+        manifests[name] = m
+    return Results(root, manifests, _load_extra(root / SUMMARY), _load_extra(root / BENCHMARK))
+
+
+def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
+    """The plain numbers and strings of a summary/benchmark (nested values are not headline numbers)."""
+    return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}

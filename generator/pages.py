@@ -1,0 +1,171 @@
+"""Which pages the site has and what each template sees: index, one page per section, reproduce, performance.
+
+Pages are Markdown paths relative to the docs folder; section pages live under their part
+(`part1/noising.md`) and reach their files at `../results/<section>/`.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from experiments import registry
+from generator.inputs import Results, scalar_items
+from generator.render import Metric, Renderer, fmt_value
+from generator.staleness import Status
+
+INDEX, REPRODUCE, PERFORMANCE = "index.md", "reproduce.md", "performance.md"
+
+# summary.json keys -> (label, format); unknown scalar keys are shown under their own name
+HEADLINES = {
+    "classifier_test_accuracy": ("MNIST classifier, test accuracy", "pct"),
+    "fid_floor": ("Classifier-FID floor (training digits vs test digits)", ".2f"),
+    "fid_time_conditioned": ("FID, time-conditioned DDPM", ".2f"),
+    "fid_class_conditioned": ("FID, class-conditioned DDPM with guidance", ".2f"),
+    "class_accuracy_class_conditioned": ("Guided samples classified as the asked digit", "pct"),
+    "fid_peer": ("FID, diffusers UNet2DModel peer", ".2f"),
+    "fid_ddpm_300": ("FID, DDPM sampler (300 steps)", ".2f"),
+    "fid_ddim_50": ("FID, DDIM sampler (50 steps)", ".2f"),
+    "train_images": ("Training digits", ",d"),
+    "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
+    "device": ("Device", "s"),
+    "profile": ("Profile", "s"),
+    "git_commit": ("Commit", "s"),
+}
+BENCHMARKS = {
+    "device": ("Device", "s"),
+    "train_img_per_s_plain": ("Training throughput, plain PyTorch (images/s)", ",.0f"),
+    "train_img_per_s": ("Training throughput, optimised (images/s)", ",.0f"),
+    "train_speedup": ("Training speed-up", ".2f"),
+    "train_tflops": ("Training compute (TFLOP/s)", ".2f"),
+    "peak_fraction": ("Fraction of the GPU's peak", "pct"),
+    "sample_1000_cfg_s_plain": ("1,000 guided samples, plain PyTorch (s)", ".2f"),
+    "sample_1000_cfg_s": ("1,000 guided samples, optimised (s)", ".2f"),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    value: str
+
+
+def section_path(section: registry.Section) -> str:
+    return f"{section.part}/{section.name}.md"
+
+
+def link(from_page: str, to_path: str) -> str:
+    """Relative link between two docs-relative paths (MkDocs validates and rewrites it)."""
+    return posixpath.relpath(to_path, posixpath.dirname(from_page) or ".")
+
+
+def labelled(data: dict | None, labels: dict[str, tuple[str, str]]) -> list[Row]:
+    """Known keys first in their order, then any other scalar, each formatted."""
+    if not data:
+        return []
+    items = scalar_items(data)
+    keys = [k for k in labels if k in items] + [k for k in items if k not in labels]
+    return [Row(labels.get(k, (k, ".4g"))[0], fmt_value(items[k], labels.get(k, (k, ".4g"))[1])) for k in keys]
+
+
+def figure_blocks(figures: list[dict]) -> list[dict]:
+    """Consecutive figures with a `group` become one set of content tabs; others stand alone."""
+    blocks: list[dict] = []
+    for fig in figures:
+        group = fig.get("group")
+        if not group:
+            blocks.append({"figure": fig})
+            continue
+        if not blocks or "tabs" not in blocks[-1]:
+            blocks.append({"tabs": {}})
+        blocks[-1]["tabs"].setdefault(str(group), []).append(fig)
+    return blocks
+
+
+def hero_figure(m: dict) -> dict | None:
+    """The figure for the index card: the first still image of the last group (the final epoch), else the
+    first still image, else any figure."""
+    images = [f for f in m["figures"] if f["kind"] == "image"]
+    grouped = [f for f in images if f.get("group")]
+    if grouped:
+        last = grouped[-1]["group"]
+        return next(f for f in grouped if f["group"] == last)
+    return (images or m["figures"] or [None])[0]
+
+
+class Pages:
+    """Renders every page of the site into {docs-relative path: Markdown}."""
+
+    def __init__(self, renderer: Renderer, results: Results, statuses: list[Status], results_label: str):
+        self.r = renderer
+        self.results = results
+        self.status = {s.section: s for s in statuses}
+        self.sections = [s for s in registry.all_sections() if s.name in results.manifests]
+        self.results_label = results_label
+
+    def render_all(self) -> dict[str, str]:
+        pages = {section_path(s): self.section_page(s) for s in self.sections}
+        pages[INDEX] = self.r.render("index.md.j2", **self.common(INDEX), **self.index_context())
+        pages[REPRODUCE] = self.r.render("reproduce.md.j2", **self.common(REPRODUCE), rows=self.reproduce_rows())
+        pages[PERFORMANCE] = self.r.render("performance.md.j2", **self.common(PERFORMANCE),
+                                           benchmark=labelled(self.results.benchmark, BENCHMARKS),
+                                           rows=self.performance_rows())
+        return pages
+
+    def nav(self) -> list[Any]:
+        """Home, one entry per part (its sections), then Performance and Reproduce."""
+        out: list[Any] = [{"Home": INDEX}]
+        for part, title in registry.PARTS.items():
+            paths = [section_path(s) for s in self.sections if s.part == part]
+            if paths:
+                out.append({title: paths})
+        return out + [{"Performance": PERFORMANCE}, {"Reproduce": REPRODUCE}]
+
+    # ---- contexts ------------------------------------------------------------------------------
+    def common(self, page: str) -> dict[str, Any]:
+        manifests = list(self.results.manifests.values())
+        return {"page": page, "results_label": self.results_label, "parts": registry.PARTS,
+                "profiles": sorted({m["profile"] for m in manifests}),
+                "devices": sorted({m["device"] for m in manifests}),
+                "commits": sorted({m["git_commit"] for m in manifests}),
+                "total_wall_s": sum(m["wall_s"] for m in manifests),
+                "stale": [self.status[s.name] for s in self.sections if self.status[s.name].state == "stale"],
+                "link": lambda to: link(page, to), "section_link": lambda name: link(page, self.path_of(name))}
+
+    def path_of(self, name: str) -> str:
+        return section_path(registry.get(name))
+
+    def section_page(self, section: registry.Section) -> str:
+        page = section_path(section)
+        m = self.results.manifests[section.name]
+        metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
+        ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
+               "base": link(page, f"results/{section.name}") + "/"}
+        intro_name = f"sections/{section.name}.md.j2"
+        intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
+        return self.r.render("section.md.j2", **self.common(page), **ctx, intro=intro,
+                             status=self.status[section.name], blocks=figure_blocks(m["figures"]))
+
+    def index_context(self) -> dict[str, Any]:
+        cards = []
+        for s in self.sections:
+            m = self.results.manifests[s.name]
+            cards.append({"section": s, "path": section_path(s), "figure": hero_figure(m),
+                          "base": f"results/{s.name}/", "status": self.status[s.name]})
+        by_part = {part: [c for c in cards if c["section"].part == part] for part in registry.PARTS}
+        return {"headline": labelled(self.results.summary, HEADLINES),
+                "by_part": {p: cs for p, cs in by_part.items() if cs}}
+
+    def reproduce_rows(self) -> list[dict]:
+        return [{"section": s, "m": self.results.manifests[s.name], "status": self.status[s.name],
+                 "path": section_path(s)} for s in self.sections]
+
+    def performance_rows(self) -> list[dict]:
+        rows = []
+        for s in self.sections:
+            m = self.results.manifests[s.name]
+            metrics = m["metrics"]
+            rows.append({"section": s, "path": section_path(s), "m": m,
+                         "train_wall_s": metrics.get("train_wall_s", {}).get("value"),
+                         "img_per_s": metrics.get("train_img_per_s", {}).get("value")})
+        return rows

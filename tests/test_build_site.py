@@ -1,0 +1,265 @@
+"""build-site end to end on real quick-profile results: the site, staleness and reruns, bad input, the lock."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from experiments import registry, runner
+from generator import checks, lock
+from generator.cli import main
+from generator.pages import section_path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Tree:
+    root: Path
+    results: Path       # <root>/docs/results, a copy of the quick run's results
+    site: Path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """build-site in-process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def make_tree(quick_run, root: Path) -> Tree:
+    results = root / "docs" / "results"
+    shutil.copytree(quick_run.results, results)
+    return Tree(root, results, root / "site")
+
+
+def build_args(tree: Tree, *extra: str) -> list[str]:
+    return ["--results", str(tree.results), "--site-dir", str(tree.site), *extra]
+
+
+@pytest.fixture(scope="module")
+def built(quick_run, tmp_path_factory) -> Tree:
+    """The whole site, built once from a copy of the quick run (the repo's docs/results is never touched)."""
+    tree = make_tree(quick_run, tmp_path_factory.mktemp("site"))
+    code, out, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    assert "built" in out
+    return tree
+
+
+@pytest.fixture()
+def tree(quick_run, tmp_path) -> Tree:
+    return make_tree(quick_run, tmp_path)
+
+
+def snapshot(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+# ---- the site -----------------------------------------------------------------------------------------
+def test_every_section_gets_a_page_with_its_figures(built):
+    for section in registry.all_sections():
+        m = json.loads((built.results / section.name / "manifest.json").read_text())
+        page = built.site / section_path(section).removesuffix(".md") / "index.html"
+        html = page.read_text()
+        assert section.title in html
+        for fig in m["figures"]:
+            assert (built.site / "results" / section.name / fig["file"]).is_file()
+            assert f'../../results/{section.name}/{fig["file"]}' in html
+        assert m["git_commit"] in html and m["config_hash"] in html          # provenance and configuration
+        for metric in m["metrics"].values():
+            assert metric["label"].split(" (")[0] in html
+    for extra in ("reproduce", "performance"):
+        assert (built.site / extra / "index.html").is_file()
+
+
+def test_site_features(built):
+    index = (built.site / "index.html").read_text()
+    assert 'class="arithmatex"' in index                             # formulas, typeset offline by KaTeX
+    assert "assets/katex/katex.min.js" in index and "cdn" not in index.lower()
+    assert "fonts.googleapis" not in index
+    assert 'class="grid cards"' in index
+    class_page = (built.site / "part2" / "class-conditioned" / "index.html").read_text()
+    assert "tabbed-set" in class_page and "Epoch 1" in class_page     # epochs as content tabs
+    assert "glightbox" in class_page and "<figcaption>" in class_page
+    assert "admonition" in class_page                                 # notes
+    assert "Part 1: a single-step denoiser" in index                  # navigation by part
+
+
+def test_checker_passes_on_the_built_site(built):
+    assert checks.check_site(built.site) == []
+    code, out, _ = run_cli("check", str(built.site))
+    assert code == 0 and "every image" in out
+
+
+def test_status_lists_every_section_fresh(built):
+    code, out, _ = run_cli("--status", *build_args(built))
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split()[1] for line in lines] == [s.name for s in registry.all_sections()]
+    assert all(line.startswith("fresh") for line in lines)
+
+
+def test_rebuild_with_nothing_changed_runs_no_experiment(tree, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("an experiment ran")
+
+    monkeypatch.setattr(runner, "run", refuse)
+    manifests = {p: p.read_bytes() for p in tree.results.rglob("manifest.json")}
+    t0 = time.perf_counter()
+    code, out, err = run_cli(*build_args(tree))
+    elapsed = time.perf_counter() - t0
+    assert code == 0, err
+    assert "running" not in out and "stale" not in out
+    assert {p: p.read_bytes() for p in tree.results.rglob("manifest.json")} == manifests
+    assert elapsed < 120, f"a rebuild took {elapsed:.0f} s"
+
+
+# ---- staleness and reruns -----------------------------------------------------------------------------
+def test_changed_config_makes_a_section_stale(tree, monkeypatch):
+    section = registry.get("noising")
+    quick = section.profiles["quick"]
+    changed = replace(section, profiles={**section.profiles, "quick": replace(quick, digits=quick.digits + 1)})
+    monkeypatch.setitem(registry._REGISTRY, "noising", changed)
+    code, out, _ = run_cli("--status", *build_args(tree))
+    assert code == 0
+    status = {line.split()[1]: line for line in out.splitlines()}
+    assert status["noising"].startswith("stale") and "config changed" in status["noising"]
+    assert status["single-step-denoiser"].startswith("fresh")
+
+
+def test_rerun_marks_dependants_stale_and_does_not_rerun_them(quick_run, tree, data_root):
+    work = tree.root / "work"
+    shutil.copytree(quick_run.work, work)
+    ood = tree.results / "out-of-distribution" / "manifest.json"
+    before = json.loads(ood.read_text())["run_id"]
+    code, out, err = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--device", "cpu",
+                                         "--work-dir", str(work), "--data-root", str(data_root)))
+    assert code == 0, err
+    assert "running single-step-denoiser" in out
+    assert "stale: out-of-distribution (input single-step-denoiser was rerun)" in out
+    assert json.loads(ood.read_text())["run_id"] == before           # marked stale, not rerun
+    page = (tree.site / "part1" / "out-of-distribution" / "index.html").read_text()
+    assert "Stale results" in page
+    code, out, _ = run_cli("--status", *build_args(tree))
+    status = {line.split()[1]: line for line in out.splitlines()}
+    assert status["single-step-denoiser"].startswith("fresh")
+    assert status["out-of-distribution"].startswith("stale")
+
+
+def test_dry_run_changes_nothing(tree):
+    before = snapshot(tree.results)
+    code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))
+    assert code == 0
+    assert "would run: single-step-denoiser" in out
+    assert "would mark stale (not rerun): out-of-distribution" in out
+    assert not tree.site.exists() and snapshot(tree.results) == before
+
+
+# ---- bad input: one line, non-zero exit, the previous site intact -----------------------------------
+def _assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture()
+def built_tree(tree) -> Tree:
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    return tree
+
+
+def test_unknown_section_suggests_the_closest(built_tree):
+    before = snapshot(built_tree.site)
+    code, _, err = run_cli(*build_args(built_tree, "--rerun", "class-condtioned"))
+    _assert_one_line_error(code, err, "unknown section 'class-condtioned'", "did you mean 'class-conditioned'")
+    assert snapshot(built_tree.site) == before
+
+
+@pytest.mark.parametrize("damage, needles", [
+    ("corrupt", ("corrupt results", "noising/manifest.json", "not valid JSON")),
+    ("newer", ("schema 2", "newer than this code")),
+    ("missing-figure", ("noising.png", "missing")),
+    ("missing-section", ("missing results for noising", "build-site --rerun noising", "--run-missing")),
+    ("corrupt-summary", ("summary.json", "not valid JSON")),
+])
+def test_bad_results_leave_the_previous_site(built_tree, damage, needles):
+    before = snapshot(built_tree.site)
+    manifest = built_tree.results / "noising" / "manifest.json"
+    if damage == "corrupt":
+        manifest.write_text(manifest.read_text()[:-40])
+    elif damage == "newer":
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema": 2}))
+    elif damage == "missing-figure":
+        (built_tree.results / "noising" / "noising.png").unlink()
+    elif damage == "missing-section":
+        shutil.rmtree(built_tree.results / "noising")
+    else:
+        (built_tree.results / "summary.json").write_text('{"fid_floor": ')
+    code, _, err = run_cli(*build_args(built_tree))
+    _assert_one_line_error(code, err, *needles)
+    assert snapshot(built_tree.site) == before
+    assert not list((built_tree.root / ".build-site").glob("stage-*"))      # no staging left behind
+
+
+def _broken_templates(tmp: Path, edit) -> Path:
+    templates = tmp / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    edit(templates)
+    return templates
+
+
+def test_template_error_is_one_line(built_tree):
+    before = snapshot(built_tree.site)
+    templates = _broken_templates(built_tree.root, lambda t: (t / "sections" / "noising.md.j2").write_text(
+        "Intro\n\n{{ metrics.no_such_metric }}\n"))
+    code, _, err = run_cli(*build_args(built_tree, "--templates", str(templates)))
+    _assert_one_line_error(code, err, "template error in templates/sections/noising.md.j2 line 3", "no_such_metric")
+    assert snapshot(built_tree.site) == before
+
+
+def test_broken_link_fails_the_strict_mkdocs_build(built_tree):
+    before = snapshot(built_tree.site)
+    templates = _broken_templates(built_tree.root, lambda t: (t / "sections" / "noising.md.j2").write_text(
+        "See [nowhere](../part9/nothing.md).\n"))
+    code, _, err = run_cli(*build_args(built_tree, "--templates", str(templates)))
+    _assert_one_line_error(code, err, "mkdocs build --strict failed", "nothing.md")
+    assert snapshot(built_tree.site) == before
+
+
+def test_a_second_build_at_once_meets_the_lock(built_tree):
+    """Another process holds the lock (as a running build would): this build stops with a clear line."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from generator import lock\n"
+         f"with lock.acquire(Path({str(built_tree.site)!r})):\n    print('held', flush=True); sys.stdin.read()"],
+        cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(built_tree.site)
+        code, _, err = run_cli(*build_args(built_tree))
+        _assert_one_line_error(code, err, "another build-site is running", f"pid {holder.pid}")
+        assert snapshot(built_tree.site) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    code, _, err = run_cli(*build_args(built_tree))      # released when the holder exits
+    assert code == 0, err
+    assert lock.lock_path(built_tree.site).exists()

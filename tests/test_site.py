@@ -1,0 +1,155 @@
+"""Unit tests of the site generator: formatting, templates, grouping, the checker, the lock, inputs."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from experiments.errors import UserError
+from generator import checks, lock, staleness
+from generator.inputs import load_results
+from generator.pages import figure_blocks, hero_figure, labelled, link, HEADLINES
+from generator.render import Metric, Renderer, fmt_duration, fmt_value
+
+
+def test_number_formats():
+    assert fmt_value(0.0123456, ".4f") == "0.0123"
+    assert fmt_value(12345, ",d") == "12,345"
+    assert fmt_value(12345.6, ",d") == "12,346"            # counts recorded as floats still print as ints
+    assert fmt_value(0.987, "pct") == "98.7 %"
+    assert fmt_value(None) == "—" and fmt_value(float("nan")) == "—"
+    assert fmt_value("A100", ".2f") == "A100"
+    assert str(Metric(0.5, "loss", ".3f")) == "0.500"
+    assert [fmt_duration(s) for s in (3.21, 184, 7300)] == ["3.2 s", "3 min 04 s", "2 h 01 min"]
+
+
+def test_strict_undefined_is_one_line_error_naming_template_and_line(tmp_path):
+    (tmp_path / "t.md.j2").write_text("# Title\n\nvalue {{ m.present }}\nmissing {{ m.absent }}\n")
+    r = Renderer(tmp_path)
+    assert "value 1" in r.render("t.md.j2", m={"present": 1, "absent": 2})
+    with pytest.raises(UserError) as err:
+        r.render("t.md.j2", m={"present": 1})
+    message = str(err.value)
+    assert "t.md.j2 line 4" in message and "absent" in message and "\n" not in message
+
+
+def test_template_syntax_error_names_line(tmp_path):
+    (tmp_path / "bad.md.j2").write_text("ok\n{% if x %}\nno endif\n")
+    with pytest.raises(UserError, match=r"bad\.md\.j2 line \d"):
+        Renderer(tmp_path).render("bad.md.j2", x=True)
+
+
+def test_repo_templates_reject_a_missing_metric():
+    """The real intro templates use StrictUndefined too: a metric they name must exist."""
+    r = Renderer(Path(__file__).resolve().parent.parent / "templates")
+    config = {"unet": {"hidden": 8}, "sigma": 0.5, "train": {"epochs": 2, "lr": 0.003, "batch_size": 32}}
+    with pytest.raises(UserError, match="single-step-denoiser.md.j2 line"):
+        r.render("sections/single-step-denoiser.md.j2", m={}, config=config,
+                 metrics={"final_loss": Metric(0.1, "loss")})          # test_mse is missing
+
+
+def test_figures_group_into_tabs_in_order():
+    figs = [{"file": "loss.png", "group": None}, {"file": "a1", "group": "Epoch 1"},
+            {"file": "g1", "group": "Epoch 1"}, {"file": "a5", "group": "Epoch 5"},
+            {"file": "sweep", "group": None}]
+    blocks = figure_blocks(figs)
+    assert [list(b) for b in blocks] == [["figure"], ["tabs"], ["figure"]]
+    assert {g: [f["file"] for f in fs] for g, fs in blocks[1]["tabs"].items()} == {
+        "Epoch 1": ["a1", "g1"], "Epoch 5": ["a5"]}
+    hero = hero_figure({"figures": [dict(f, kind="plot" if f["file"] == "loss.png" else "image") for f in figs]})
+    assert hero["file"] == "a5"          # the final epoch's first still image
+
+
+def test_links_and_headline_labels():
+    assert link("part1/noising.md", "results/noising") == "../results/noising"
+    assert link("index.md", "part2/x.md") == "part2/x.md"
+    rows = labelled({"fid_floor": 1.234, "classifier_test_accuracy": 0.991, "custom": 3, "nested": {"a": 1}},
+                    HEADLINES)
+    assert [(r.label, r.value) for r in rows] == [
+        ("MNIST classifier, test accuracy", "99.1 %"),
+        ("Classifier-FID floor (training digits vs test digits)", "1.23"), ("custom", "3")]
+
+
+def _page(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<html><body>{body}</body></html>")
+
+
+def test_checker_finds_broken_images_links_anchors_and_missing_alt(tmp_path):
+    site = tmp_path / "site"
+    _page(site / "index.html", '<h2 id="top">x</h2><img src="img/a.png" alt="a digit">'
+          '<a href="sub/">sub</a><a href="#top">top</a><a href="https://example.org/">ext</a>')
+    _page(site / "sub" / "index.html", '<a href="../index.html#top">back</a><img src="/img/a.png" alt="x">')
+    (site / "img").mkdir()
+    (site / "img" / "a.png").write_bytes(b"png")
+    assert checks.check_site(site) == []
+    _page(site / "bad" / "index.html", '<img src="../img/missing.png" alt="m"><img src="../img/a.png">'
+          '<a href="../sub/#nowhere">x</a><a href="../../outside.html">out</a>')
+    problems = "\n".join(checks.check_site(site))
+    assert "missing.png does not resolve" in problems
+    assert "has no alt text" in problems
+    assert "no anchor #nowhere" in problems
+    assert "points outside the site" in problems
+
+
+def test_lock_refuses_a_second_holder(tmp_path):
+    site = tmp_path / "site"
+    with lock.acquire(site):
+        with pytest.raises(UserError, match="another build-site is running"):
+            with lock.acquire(site):
+                pass
+    with lock.acquire(site):            # released on exit
+        pass
+
+
+def test_rerun_names(monkeypatch):
+    names = [s.section for s in staleness.statuses({})]
+    assert set(names) >= {"noising", "single-step-denoiser", "out-of-distribution"}
+    assert staleness.resolve_reruns(["all"], []) == names
+    with pytest.raises(UserError, match="did you mean 'noising'"):
+        staleness.resolve_reruns(["noisng"], [])
+    current = [staleness.Status(n, staleness.FRESH) for n in names]
+    current[names.index("single-step-denoiser")] = staleness.Status("single-step-denoiser", staleness.STALE, ("code changed",))
+    chosen = staleness.resolve_reruns(["stale"], current)
+    assert chosen[0] == "single-step-denoiser" and "out-of-distribution" in chosen   # dependants follow
+    assert "noising" not in chosen
+
+
+# ---- inputs, on a copy of real quick-profile results ---------------------------------------------
+@pytest.fixture()
+def results_copy(quick_run, tmp_path) -> Path:
+    dst = tmp_path / "results"
+    shutil.copytree(quick_run.results, dst)
+    return dst
+
+
+def _edit(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_inputs_load_and_reject_bad_results(results_copy):
+    sections = [s.section for s in staleness.statuses({})]
+    results = load_results(results_copy, sections)
+    assert "noising" in results.manifests
+    assert all(s.state == staleness.FRESH for s in staleness.statuses(results.manifests))
+
+    manifest = results_copy / "noising" / "manifest.json"
+    original = manifest.read_text()
+    _edit(manifest, schema=99)
+    with pytest.raises(UserError, match="schema 99, newer"):
+        load_results(results_copy, sections)
+    manifest.write_text(original[: len(original) // 2])
+    with pytest.raises(UserError, match="corrupt results.*not valid JSON"):
+        load_results(results_copy, sections)
+    manifest.write_text(original)
+    (results_copy / "noising" / "noising.png").unlink()
+    with pytest.raises(UserError, match="noising.png, which is missing"):
+        load_results(results_copy, sections)
+    (results_copy / "summary.json").write_text("{not json")
+    shutil.copy(Path(__file__), results_copy / "noising" / "noising.png")   # any file will do here
+    with pytest.raises(UserError, match="summary.json is not valid JSON"):
+        load_results(results_copy, sections)
