@@ -13,6 +13,10 @@ from experiments.errors import UserError
 from experiments.runner import DEFAULT_SEED, RunOptions, run, section_config
 
 
+# click turns Ctrl-C into Abort; either way nothing half-written was swapped in (results.py)
+INTERRUPTED = "interrupted; sections that did not finish keep their previous results"
+
+
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
-        click.echo("error: interrupted", err=True)
+        click.echo(f"error: {INTERRUPTED}", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # one line, like every other bad input
         command = exc.ctx.command_path if exc.ctx else "python -m experiments"
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("error: interrupted; previous results are unchanged", err=True)
+        click.echo(f"error: {INTERRUPTED}", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
         if os.environ.get("FUNDIFF_DEBUG"):

@@ -72,8 +72,8 @@ class ResultWriter:
         self.results_root = Path(results_root)
         self.section = section
         self.final_dir = self.results_root / section
+        # made on first write: a run killed before it writes anything leaves no trace at all
         self.dir = self.results_root / f".tmp-{section}-{uuid.uuid4().hex[:8]}"
-        self.dir.mkdir(parents=True)
         self.figures: list[dict] = []
         self.tables: list[dict] = []
         self.metrics: dict[str, dict] = {}
@@ -83,6 +83,7 @@ class ResultWriter:
     def path(self, name: str) -> Path:
         if "/" in name or name.startswith("."):
             raise ValueError(f"result file names are flat: {name!r}")
+        self.dir.mkdir(parents=True, exist_ok=True)
         return self.dir / name
 
     # ---- recording -----------------------------------------------------------------------
@@ -113,6 +114,7 @@ class ResultWriter:
     # ---- finishing -----------------------------------------------------------------------
     def commit(self, manifest: dict) -> Path:
         """Write the manifest, then replace the previous results folder in one rename."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         files = sorted(p.name for p in self.dir.iterdir() if p.is_file() and p.name != MANIFEST)
         manifest = {"schema": SCHEMA_VERSION, **manifest, "figures": self.figures, "tables": self.tables,
                     "metrics": self.metrics, "series": self.series, "notes": self.notes, "files": files}
