@@ -8,7 +8,6 @@ from typing import Callable
 
 from experiments import registry, runner
 from experiments.errors import UserError
-from experiments.results import recover as recover_results
 from generator import TEMPLATES_DIR, checks, lock, site, staleness
 from generator.inputs import BENCHMARK, SUMMARY, Results, load_results
 from generator.pages import Pages
@@ -91,8 +90,6 @@ def build(opts: BuildOptions, echo: Echo) -> site.Staging | None:
         return _dry_run(opts, echo)
     with lock.acquire(opts.site_dir):
         site.recover(opts.site_dir)
-        if opts.results.is_dir():
-            recover_results(opts.results)
         results = _load(opts)
         plan = make_plan(opts, results)
         if plan.missing:

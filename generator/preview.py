@@ -45,7 +45,7 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def screenshot(site_dir: Path, out: Path, width: int = 1200, height: int = 900) -> Path:
+def screenshot(site_dir: Path, out: Path, width: int = 1280, height: int = 1600) -> Path:
     """A PNG of the site's index page in the light scheme, at the given viewport."""
     from playwright.sync_api import sync_playwright
 

@@ -118,8 +118,11 @@ def discard(staging: Staging) -> None:
 
 
 def serve(staging: Staging, dev_addr: str) -> None:
-    """`mkdocs serve` on the staged tree (rerun build-site to pick up new results)."""
-    _mkdocs(["serve", "--dev-addr", dev_addr], staging.config, capture=False)
+    """`mkdocs serve` on the staged tree until Ctrl-C (rerun build-site to pick up new results)."""
+    try:
+        _mkdocs(["serve", "--dev-addr", dev_addr], staging.config, capture=False)
+    except KeyboardInterrupt:    # the usual way to stop a preview, not an error
+        pass
 
 
 def publish(staging: Staging) -> None:
