@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from experiments import checkpoints, provenance, registry
+from experiments.summary import write_summary
 from experiments.config import config_hash, override, to_dict, validate
 from experiments.context import Context
 from experiments.errors import UserError
@@ -154,4 +155,6 @@ def run(names: list[str], opts: RunOptions) -> list[Path]:
     except OSError as exc:
         raise UserError(f"cannot create output folder {opts.results_root}: {exc.strerror}") from None
     recover(opts.results_root)
-    return [run_one(s, opts, device, per_section[s.name]) for s in sections]
+    paths = [run_one(s, opts, device, per_section[s.name]) for s in sections]
+    write_summary(opts.results_root)          # headline numbers of whatever has run: summary.json
+    return paths

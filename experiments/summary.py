@@ -1,0 +1,83 @@
+"""docs/results/summary.json: the headline numbers of a run in one machine-readable file.
+
+Every number is read from a section manifest through `METRICS`, the one table that says where each
+summary key comes from; add a row there to publish another number. Provenance (device, profile, git
+commit) comes from the evaluation's manifest (or the first one found). Keys from an optional
+`<results_root>/run.json` (e.g. the lead's `writeup_wall_s`) are merged in without overriding a
+measured value.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import UserError
+from experiments.results import load_manifest, write_json_atomic
+
+SUMMARY = "summary.json"
+RUN_EXTRA = "run.json"
+SCHEMA_VERSION = 1
+
+# summary key -> (section, metric name in that section's manifest)
+METRICS: dict[str, tuple[str, str]] = {
+    "train_images": ("time-conditioned", "train_images"),
+    "classifier_test_accuracy": ("classifier", "test_accuracy"),
+    "fid_floor": ("evaluation", "fid_floor"),
+    "fid_time_conditioned": ("evaluation", "fid_time_conditioned"),
+    "fid_class_conditioned": ("evaluation", "fid_class_conditioned"),
+    "class_accuracy_class_conditioned": ("evaluation", "class_accuracy_class_conditioned"),
+    "fid_ratio_class_conditioned": ("evaluation", "fid_ratio_class_conditioned"),
+    "generated_samples": ("evaluation", "generated_samples"),
+    "memorisation_ratio": ("evaluation", "memorisation_ratio"),
+    "fid_peer": ("peer", "fid_peer"),                     # diffusers UNet2DModel, its full DDPMScheduler chain
+    "fid_ddpm_300": ("fast-sampling", "fid_ddpm"),        # our time-conditioned model, all T = 300 DDPM steps
+    "fid_ddim_50": ("fast-sampling", "fid_ddim_50"),
+}
+PROVENANCE = ("device", "profile", "git_commit")        # copied from the provenance manifest
+PROVENANCE_FROM = "evaluation"
+
+
+def _manifests(results_root: Path) -> dict[str, dict]:
+    sections = {section for section, _ in METRICS.values()} | {PROVENANCE_FROM}
+    found = {s: load_manifest(results_root, s) for s in sorted(sections)}
+    return {s: m for s, m in found.items() if m is not None}
+
+
+def _run_extra(results_root: Path) -> dict[str, Any]:
+    path = results_root / RUN_EXTRA
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return data
+
+
+def build_summary(results_root: Path) -> dict:
+    """Headline numbers from the manifests under results_root; a missing section gives nulls."""
+    results_root = Path(results_root)
+    manifests = _manifests(results_root)
+    source = manifests.get(PROVENANCE_FROM) or next(iter(manifests.values()), {})
+    profile = source.get("profile")
+    summary: dict[str, Any] = {"schema": SCHEMA_VERSION, **{k: source.get(k) for k in PROVENANCE}}
+    for key, (section, metric) in METRICS.items():
+        manifest = manifests.get(section)
+        # numbers of another profile (a stale quick run beside a full one) are not this run's numbers
+        usable = manifest is not None and manifest.get("profile") == profile
+        summary[key] = manifest["metrics"].get(metric, {}).get("value") if usable else None
+    summary["sources"] = {s: m.get("run_id") for s, m in manifests.items() if m.get("profile") == profile}
+    for key, value in _run_extra(results_root).items():
+        if summary.get(key) is None:
+            summary[key] = value
+    return summary
+
+
+def write_summary(results_root: Path) -> Path:
+    """Write <results_root>/summary.json atomically; returns its path."""
+    path = Path(results_root) / SUMMARY
+    write_json_atomic(path, build_summary(results_root))
+    return path

@@ -1,0 +1,156 @@
+"""The classifier and evaluation sections, and summary.json, from the quick run (and small units)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from experiments import checkpoints
+from experiments.config import override, validate
+from experiments.errors import UserError
+from experiments.models.classifier import DigitClassifier
+from experiments.results import load_manifest
+from experiments.sections import classifier as classifier_section
+from experiments.sections import evaluation as evaluation_section
+from experiments.summary import METRICS, build_summary, write_summary
+
+SUMMARY_TYPES = {"device": str, "profile": str, "git_commit": str, "train_images": int,
+                 "classifier_test_accuracy": float, "fid_floor": float, "fid_time_conditioned": float,
+                 "fid_class_conditioned": float, "class_accuracy_class_conditioned": float}
+
+
+# ---- augmentation -----------------------------------------------------------------------------
+
+def test_shift_augmentation_moves_digits_by_whole_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 6:22, 6:22] = torch.rand(64, 1, 16, 16, generator=g)       # content inside a 6-pixel margin
+    torch.manual_seed(1)
+    y = classifier_section.augment(x, shift=3, rotate=0.0)
+    assert y.shape == x.shape
+    shifts = set()
+    for i in range(len(x)):
+        matches = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                   if torch.allclose(y[i], torch.roll(x[i], (dy, dx), dims=(1, 2)), atol=1e-5)]
+        assert len(matches) == 1, f"digit {i} is not a whole-pixel shift of its input"
+        shifts.add(matches[0])
+    assert len(shifts) > 10                                            # shifts really vary per digit
+    torch.testing.assert_close(y.sum((1, 2, 3)), x.sum((1, 2, 3)))    # nothing leaves the frame
+
+
+def test_rotation_augmentation_keeps_the_range_and_changes_the_digit():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 4:24, 13:15] = 1.0                                         # a vertical bar
+    torch.manual_seed(2)
+    y = classifier_section.augment(x, shift=0, rotate=30.0)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1 + 1e-6
+    assert not torch.allclose(y, x)
+    assert classifier_section.augment(x, 0, 0.0) is x
+
+
+# ---- configs ----------------------------------------------------------------------------------
+
+def test_headline_gamma_must_be_in_the_sweep():
+    cfg = evaluation_section.QUICK
+    with pytest.raises(UserError, match="gamma"):
+        validate(override(cfg, {"gamma": "4"}))
+    with pytest.raises(UserError, match="sweep_samples"):
+        validate(override(cfg, {"sweep_samples": str(cfg.samples + 1)}))
+
+
+# ---- the quick run ----------------------------------------------------------------------------
+
+def test_classifier_learns_in_the_quick_profile(quick_run, data_root):
+    m = load_manifest(quick_run.results, "classifier")
+    accuracy = m["metrics"]["test_accuracy"]["value"]
+    assert accuracy > 0.6, f"quick classifier only reaches {accuracy:.1%} (chance is 10%)"
+    # the saved weights (what the evaluation loads) give the same accuracy on the same test digits
+    from experiments.data import load_split
+
+    model, spec = checkpoints.load_model(quick_run.work / "quick", "classifier", "quick", torch.device("cpu"))
+    assert isinstance(model, DigitClassifier) and spec["kind"] == "classifier" and not model.training
+    test = load_split(data_root, train=False, limit=m["config"]["data"]["test_images"])
+    again = float((classifier_section.predict(model, test.images) == test.labels).float().mean())
+    assert again == pytest.approx(accuracy, abs=1e-6)
+    assert m["metrics"]["test_errors"]["value"] == round((1 - accuracy) * len(test))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def test_evaluation_outputs_present(quick_run):
+    m = load_manifest(quick_run.results, "evaluation")
+    folder = quick_run.results / "evaluation"
+    assert m["depends_on"] == ["classifier", "time-conditioned", "class-conditioned"]
+    for fig in m["figures"]:
+        assert (folder / fig["file"]).stat().st_size > 1000, fig["file"]
+    files = {f["file"] for f in m["figures"]}
+    assert {"guidance.png", "guidance_samples.png", "fid_per_epoch.png", "memorisation.png",
+            "closest_pairs.png", "time_samples.png"} <= files
+    metrics = {k: v["value"] for k, v in m["metrics"].items()}
+    for key in ("fid_floor", "fid_time_conditioned", "fid_class_conditioned", "memorisation_ratio"):
+        assert _finite(metrics[key]) and metrics[key] >= 0, key
+    assert 0 <= metrics["class_accuracy_class_conditioned"] <= 1
+    # the tiny quick models are far from real digits; real training digits are the floor
+    assert metrics["fid_time_conditioned"] > metrics["fid_floor"]
+    assert metrics["fid_ratio_class_conditioned"] == pytest.approx(
+        metrics["fid_class_conditioned"] / metrics["fid_floor"])
+    assert metrics["generated_samples"] == m["config"]["samples"]
+
+    tables = {t["key"]: t for t in m["tables"]}
+    assert [row[0] for row in tables["guidance"]["rows"]] == m["config"]["guidance_sweep"]
+    dep = load_manifest(quick_run.results, "time-conditioned")["config"]["train"]
+    epochs = sorted({*dep["checkpoint_epochs"], dep["epochs"]})
+    assert [row[0] for row in tables["fid_per_epoch"]["rows"]] == epochs
+    assert [row[-1] for row in tables["targets"]["rows"]] == [
+        "pass" if metrics["target_accuracy_margin"] >= 0 else "fail",
+        "pass" if metrics["target_fid_margin"] >= 0 else "fail"]
+    guidance = json.loads((folder / "guidance.json").read_text())
+    assert guidance["gamma"] == m["config"]["guidance_sweep"] and len(guidance["fid"]) == len(guidance["gamma"])
+    assert all(0 <= a <= 1 for a in guidance["class_accuracy"])
+
+
+# ---- summary.json -----------------------------------------------------------------------------
+
+def test_summary_json_schema(quick_run):
+    path = quick_run.results / "summary.json"
+    assert path.exists(), "runner.run must write summary.json"
+    summary = json.loads(path.read_text())
+    for key, kind in SUMMARY_TYPES.items():
+        assert isinstance(summary[key], kind) and not isinstance(summary[key], bool), (key, summary[key])
+    assert summary["profile"] == "quick"
+    assert 0 < summary["classifier_test_accuracy"] <= 1
+    assert 0 <= summary["class_accuracy_class_conditioned"] <= 1
+    for key, (section, metric) in METRICS.items():               # every value is the manifest's number
+        assert summary[key] == load_manifest(quick_run.results, section)["metrics"][metric]["value"], key
+
+
+def _fake_manifest(root, section, profile, metrics):
+    folder = root / section
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "schema": 1, "section": section, "profile": profile, "device": "CPU", "git_commit": "abc",
+        "run_id": f"{section}-1", "metrics": {k: {"value": v, "label": k, "fmt": "g"} for k, v in metrics.items()}}))
+
+
+def test_summary_nulls_for_missing_or_other_profile_and_merges_run_json(tmp_path):
+    _fake_manifest(tmp_path, "evaluation", "full", {"fid_floor": 1.5, "fid_class_conditioned": 3.0})
+    _fake_manifest(tmp_path, "classifier", "quick", {"test_accuracy": 0.9})        # a stale quick run
+    (tmp_path / "run.json").write_text(json.dumps({"writeup_wall_s": 12.5, "fid_floor": 99.0, "fid_peer": 2.0}))
+    path = write_summary(tmp_path)
+    summary = json.loads(path.read_text())
+    assert summary["profile"] == "full" and summary["device"] == "CPU"
+    assert summary["fid_floor"] == 1.5                    # measured values win over run.json
+    assert summary["classifier_test_accuracy"] is None    # quick numbers are not the full run's
+    assert summary["fid_time_conditioned"] is None and summary["train_images"] is None
+    assert summary["writeup_wall_s"] == 12.5 and summary["fid_peer"] == 2.0
+    assert set(SUMMARY_TYPES) <= set(summary)
+
+
+def test_summary_rejects_a_broken_run_json(tmp_path):
+    (tmp_path / "run.json").write_text("[1, 2")
+    with pytest.raises(UserError, match="run.json"):
+        build_summary(tmp_path)
