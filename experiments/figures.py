@@ -94,6 +94,8 @@ def save_line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[fl
         ax.axhline(hline[0], color="gray", linestyle="--", linewidth=1, label=hline[1])
     if log_x:
         ax.set_xscale("log")
+        ax.set_xticks(list(x), [f"{v:g}" for v in x])    # the measured points, not 2x10^1-style labels
+        ax.minorticks_off()
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_title(title); ax.grid(alpha=0.3)

@@ -105,7 +105,10 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
         raise UserError(f"missing results for {', '.join(uniq)} (profile {opts.profile}): run "
                         f"`python -m experiments run {' '.join(uniq)} --profile {opts.profile}` "
                         f"or add --run-missing")
-    return registry.topological(list(dict.fromkeys(missing)) + [s.name for s in chosen])
+    wanted = set(missing) | chosen_names
+    # topological() adds every upstream section; keep only those asked for or missing
+    return [s for s in registry.topological(list(dict.fromkeys(missing)) + [s.name for s in chosen])
+            if s.name in wanted]
 
 
 def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None) -> Path:

@@ -1,0 +1,189 @@
+"""The peer: diffusers' UNet2DModel + DDPMScheduler trained and judged exactly like our model.
+
+Same training digits and the same number of optimizer steps as the time-conditioned section, our
+Trainer with an objective for the peer, the peer's own scheduler for sampling, our classifier as
+the judge. Then the "inference steps" sweep of reference writeup-e for both models.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from experiments import checkpoints, figures
+from experiments.config import DataConfig, DiffusionConfig, TrainConfig, _require
+from experiments.context import Context
+from experiments.data import Split
+from experiments.diffusion.sampling import ddim_step_fn, ddpm_step_fn
+from experiments.errors import UserError
+from experiments.models.peer import (SPACINGS, PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample,
+                                     peer_spec, to_peer)
+from experiments.models.unet import count_parameters
+from experiments.registry import Section, register
+from experiments.sections.beyond import judge, sample_ours, spaced_timesteps, timed, warm_up
+from experiments.sections.common import diffusion_schedule, prepare_for_sampling, record_training
+from experiments.training import Trainer
+
+OURS = "time-conditioned"
+
+
+@dataclass(frozen=True)
+class PeerSectionConfig:
+    data: DataConfig = field(default_factory=DataConfig)        # must match the time-conditioned split
+    peer: PeerConfig = field(default_factory=PeerConfig)
+    # Adam 1e-3, batch 128, constant lr as in the reference; the step budget must equal ours
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr_final_ratio=1.0, checkpoint_epochs=()))
+    graph: bool = False               # capture the peer's training step in a CUDA graph (off: eager diffusers)
+    spacing: str = "trailing"         # DDPMScheduler timestep_spacing for few-step sampling
+    sweep_steps: tuple[int, ...] = (1, 2, 3, 4, 5, 50)          # the reference's inference-steps sweep
+    sweep_spacings: tuple[str, ...] = ("trailing", "leading")   # peer spacings shown in the sweep
+    samples: int = 10_000             # digits behind each FID
+    batch: int = 2_000                # digits per sampler call
+    shown: int = 10                   # digits per row in figures
+
+    def validate(self) -> None:
+        _require(self.spacing in SPACINGS, f"spacing must be one of {', '.join(SPACINGS)}")
+        _require(all(s in SPACINGS for s in self.sweep_spacings), f"sweep_spacings must be in {', '.join(SPACINGS)}")
+        _require(self.spacing in self.sweep_spacings, "spacing must be one of sweep_spacings")
+        _require(len(self.sweep_steps) > 0 and all(n >= 1 for n in self.sweep_steps), "sweep_steps must be >= 1")
+        _require(self.samples >= 20, "samples must be >= 20 (FID needs a covariance)")
+        _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
+
+
+def check_budget(ctx: Context, cfg: PeerSectionConfig) -> dict:
+    """The time-conditioned run's manifest; the peer must see the same digits for as many steps."""
+    ours = ctx.dependency(OURS)
+    steps, split = ours["metrics"]["steps"]["value"], ours["config"]["data"]["train_images"]
+    if cfg.train.total_steps != steps or cfg.data.train_images != split:
+        raise UserError(f"peer budget differs from {OURS}: {cfg.train.total_steps} steps on train_images="
+                        f"{cfg.data.train_images} vs {steps} steps on train_images={split}; set peer train.epochs/"
+                        "train.batch_size/train.reference_images and data.train_images to match")
+    return ours
+
+
+def train_peer(ctx: Context, cfg: PeerSectionConfig) -> PeerUNet:
+    split = ctx.train_split(cfg.data.train_images)
+    in_space = Split(to_peer(split.images, cfg.peer.sample_size), split.labels)      # (N, 1, 32, 32) in [-1, 1]
+    model = PeerUNet(cfg.peer)
+    key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{dataclasses.asdict(cfg.peer)}:{dataclasses.asdict(cfg.train)}"
+    trainer = Trainer(model, peer_objective(make_scheduler(cfg.peer)), in_space, cfg.train, ctx.device, ctx.work_dir,
+                      graph=cfg.graph, description=ctx.section.name, config_key=key, show_progress=ctx.show_progress)
+    result = trainer.fit(resume=ctx.resume)
+    checkpoints.write_spec(ctx.work_dir, "peer", final_epoch=cfg.train.epochs, **peer_spec(cfg.peer))
+    record_training(ctx, result, cfg.train, len(split), "diffusers UNet2DModel (peer)", model)
+    net, _ = ctx.model(ctx.section.name)                 # the saved weights, eval mode, as others will load them
+    return net
+
+
+def run(ctx: Context) -> None:
+    cfg: PeerSectionConfig = ctx.cfg
+    ours_manifest = check_budget(ctx, cfg)
+    peer = train_peer(ctx, cfg)
+    model, spec = ctx.model(OURS)
+    ours = prepare_for_sampling(ctx, model)
+    dcfg = DiffusionConfig(**spec["diffusion"])
+    ev = judge(ctx, cfg.data.test_images)
+    T_peer, n = cfg.peer.num_train_timesteps, cfg.samples
+
+    def draw_peer(steps: int, spacing: str) -> tuple[torch.Tensor, float]:
+        return timed(lambda: peer_sample(peer, cfg.peer, n, steps, spacing, ctx.device, ctx.seed + 777,
+                                         cfg.batch, autocast=ctx.cuda), ctx.device)
+
+    def draw_ours(timesteps=None, step=None) -> tuple[torch.Tensor, float]:
+        return timed(lambda: sample_ours(ctx, ours, dcfg, n, timesteps, step, cfg.batch), ctx.device)
+
+    warm_up(ctx, ours, dcfg)
+    peer_sample(peer, cfg.peer, 8, 2, cfg.spacing, ctx.device, 0, autocast=ctx.cuda)      # untimed warm-up
+    peer_x, peer_s = draw_peer(T_peer, cfg.spacing)
+    ours_x, ours_s = draw_ours()
+    fid_peer, fid_ours = ev.fid(peer_x), ev.fid(ours_x)
+    record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, fid_ours, peer_s, ours_s, dcfg.T)
+    figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
+                               [f"ours, {dcfg.T} steps", f"peer, {T_peer} steps"])
+    ctx.out.add_figure("samples.png", "Samples side by side", f"Digits from scratch: our time-conditioned UNet with "
+                       f"its {dcfg.T}-step DDPM sampler, and the peer with DDPMScheduler over all {T_peer} steps.",
+                       alt="Generated digits of our model and of the diffusers peer")
+    sweep(ctx, cfg, ev, draw_peer, draw_ours, dcfg)
+
+
+def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: PeerUNet, fid_peer: float,
+                        fid_ours: float, peer_s: float, ours_s: float, T_ours: int) -> None:
+    out, n, m = ctx.out, cfg.samples, ours["metrics"]
+    peer_m = out.metrics
+    rows = [
+        ["parameters", m["parameters"]["value"], count_parameters(peer)],
+        ["optimizer steps", m["steps"]["value"], peer_m["steps"]["value"]],
+        ["training wall time (s)", round(m["train_wall_s"]["value"], 1), round(peer_m["train_wall_s"]["value"], 1)],
+        ["training images/s", round(m["train_img_per_s"]["value"]), round(peer_m["train_img_per_s"]["value"])],
+        ["sampler steps", T_ours, cfg.peer.num_train_timesteps],
+        [f"sampling time for {n:,} digits (s)", round(ours_s, 2), round(peer_s, 2)],
+        ["sampling digits/s", round(n / ours_s), round(n / peer_s)],
+        ["classifier-FID", round(fid_ours, 3), round(fid_peer, 3)],
+    ]
+    out.add_table("side_by_side", "Our UNet and the peer", ["", "ours (time-conditioned UNet)",
+                  "peer (diffusers UNet2DModel)"], rows,
+                  caption="Both trained on the same digits for the same number of optimizer steps and judged by the "
+                  "same classifier against the test split.")
+    out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps)", ".2f")
+    out.add_metric("fid_ours", fid_ours, f"FID of our model ({T_ours} DDPM steps)", ".2f")
+    out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
+    out.add_metric("ours_sample_s", ours_s, f"Ours: time to sample {n:,} digits (s)", ".2f")
+    if ctx.cuda and not cfg.graph:
+        out.add_note("Speed is not a like-for-like comparison of the networks alone: our training step and sampling "
+                     "loop are compiled and captured in CUDA graphs, while the peer's diffusers model and scheduler "
+                     "run eagerly (bf16 autocast for both).")
+    out.add_note(f"The peer trains with a constant learning rate {cfg.train.lr:g} (lr_final_ratio "
+                 f"{cfg.train.lr_final_ratio:g}), as in the reference; ours decays it per epoch.")
+
+
+def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: DiffusionConfig) -> None:
+    """The reference's inference-steps sweep, from scratch, for both models, with FID per step count."""
+    sched = diffusion_schedule(dcfg, ctx.device)
+    ours_samplers = {"ours, strided DDPM": ddpm_step_fn(sched), "ours, DDIM": ddim_step_fn(sched, 0.0)}
+    names = list(ours_samplers) + [f"peer, DDPMScheduler ({s})" for s in cfg.sweep_spacings]
+    table, grids = [], {name: [] for name in names}
+    curves: dict[str, list[float]] = {name: [] for name in names}
+    steps = sorted(set(cfg.sweep_steps))
+    for k in steps:
+        row = [k]
+        for name, step in ours_samplers.items():
+            x, _ = draw_ours(spaced_timesteps(dcfg.T, min(k, dcfg.T)), step)
+            curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
+        for spacing in cfg.sweep_spacings:
+            x, _ = draw_peer(min(k, cfg.peer.num_train_timesteps), spacing)
+            name = f"peer, DDPMScheduler ({spacing})"
+            curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
+        table.append(row + [round(curves[name][-1], 3) for name in names])
+        ctx.out.add_metric(f"fid_peer_steps_{k}", curves[f"peer, DDPMScheduler ({cfg.spacing})"][-1],
+                           f"FID of the peer with {k} steps ({cfg.spacing} spacing)", ".2f")
+        ctx.out.add_metric(f"fid_ours_steps_{k}", curves["ours, DDIM"][-1], f"FID of ours with {k} DDIM steps", ".2f")
+    ctx.out.add_table("sweep", "FID against the number of inference steps", ["steps"] + names, table,
+                      caption=f"{cfg.samples:,} digits per cell, generated from pure noise. Step counts above a "
+                      f"model's T are capped at T. 'leading' is DDPMScheduler's default spacing: its single step "
+                      f"starts at t = 0, so one-step samples stay noise; 'trailing' starts at t = T - 1.")
+    figures.save_line_plot(ctx.out.path("sweep.png"), steps, curves, "inference steps", "classifier-FID",
+                           "FID against inference steps", log_x=True, log_y=True)
+    ctx.out.add_figure("sweep.png", "FID against inference steps", "Both models sampled with 1 to "
+                       f"{steps[-1]} steps; lower is better.", alt="Line plot of FID against inference steps",
+                       kind="plot")
+    for name in names:
+        file = "sweep_" + name.replace(", ", "_").replace(" (", "_").replace(")", "").replace(" ", "_").lower() + ".png"
+        figures.save_labelled_grid(ctx.out.path(file), grids[name], [f"{k} steps" for k in steps])
+        ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", f"Digits from the same noise per row, "
+                           f"sampled with each number of steps ({name}).", group="Inference steps",
+                           alt=f"Digits sampled with increasing numbers of steps by {name}")
+
+
+FULL = PeerSectionConfig()
+QUICK = PeerSectionConfig(
+    data=DataConfig(train_images=256, test_images=256),
+    peer=PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=20),
+    train=TrainConfig(epochs=2, batch_size=32, lr=3e-3, lr_final_ratio=1.0, reference_images=256,
+                      checkpoint_epochs=()),
+    sweep_steps=(1, 2, 5), samples=32, batch=32, shown=4)
+
+SECTION = register(Section(
+    name="peer", title="The peer: diffusers' UNet2DModel", part="beyond",
+    summary="Trains diffusers' UNet2DModel with DDPMScheduler on the same digits and budget and compares it with ours.",
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier")))

@@ -1,0 +1,302 @@
+"""The peer (diffusers), the ablations and fast sampling: wrapper maths, DDIM, variants, quick-run outputs."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from experiments import checkpoints, registry
+from experiments.data import load_split
+from experiments.diffusion.process import add_noise
+from experiments.diffusion.sampling import ddim_step_fn, sample
+from experiments.diffusion.schedule import make_schedule
+from experiments.errors import UserError
+from experiments.models.peer import (PeerConfig, PeerUNet, build_peer, from_peer, make_scheduler, peer_objective,
+                                     peer_sample, peer_spec, to_peer)
+from experiments.models.unet import UNet, count_parameters
+from experiments.sections import ablations
+from experiments.sections.beyond import spaced_timesteps
+from experiments.sections.peer import check_budget
+
+TINY = PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=50)
+BEYOND = ["peer", "ablations", "fast-sampling"]
+
+
+def manifest(quick_run, name: str) -> dict:
+    return json.loads((quick_run.results / name / "manifest.json").read_text())
+
+
+def metric(m: dict, name: str):
+    return m["metrics"][name]["value"]
+
+
+# ---- the peer wrapper ----------------------------------------------------------------------------
+
+def test_to_peer_maps_shape_and_range():
+    x = torch.rand(3, 1, 28, 28)
+    x[0] = 0.0
+    x[1] = 1.0
+    y = to_peer(x)
+    assert y.shape == (3, 1, 32, 32)
+    assert torch.allclose(y[0], torch.full_like(y[0], -1.0)) and torch.allclose(y[1], torch.ones_like(y[1]))
+    assert float(y.min()) >= -1 and float(y.max()) <= 1
+    back = from_peer(y)
+    assert back.shape == (3, 1, 28, 28)
+    assert torch.allclose(back[0], torch.zeros_like(back[0]), atol=1e-6)
+    assert torch.allclose(back[1], torch.ones_like(back[1]), atol=1e-6)
+
+
+def test_peer_round_trip_keeps_digits(data_root):
+    digits = load_split(data_root, train=False, limit=64).images
+    back = from_peer(to_peer(digits))
+    err = (back - digits).abs().mean().item()
+    assert err < 0.03, f"28 -> 32 -> 28 resizing changes digits by {err:.3f} on average"
+    # and the classifier-relevant content survives: correlation with the original stays high
+    corr = torch.corrcoef(torch.stack([back.flatten(), digits.flatten()]))[0, 1].item()
+    assert corr > 0.97
+
+
+def test_peer_unet_contract_and_builder_roundtrip():
+    torch.manual_seed(0)
+    net = PeerUNet(TINY)
+    x, t = torch.randn(2, 1, 32, 32), torch.tensor([0, 49])
+    assert net(x, t).shape == (2, 1, 32, 32)
+    spec = json.loads(json.dumps({"kind": "peer", "final_epoch": 1, **peer_spec(TINY)}))   # as model.json
+    rebuilt = checkpoints._BUILDERS["peer"](spec)
+    assert isinstance(rebuilt, PeerUNet) and rebuilt.cfg == TINY
+    rebuilt.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(x, t), net(x, t))
+    assert build_peer(spec).cfg.block_out_channels == (8, 16, 16)
+
+
+def test_reference_peer_has_the_writeups_size():
+    assert count_parameters(PeerUNet(PeerConfig())) == 1_707_009      # writeup-e's torchinfo summary
+
+
+def test_peer_config_rejects_bad_groups():
+    with pytest.raises(UserError, match="norm_num_groups"):
+        PeerConfig(block_out_channels=(8, 16, 16), norm_num_groups=32).validate()
+
+
+def test_diffusers_schedule_agrees_with_ours():
+    sched = make_scheduler(PeerConfig())
+    ours = make_schedule(1000, dtype=torch.float64)
+    assert torch.allclose(sched.alphas_cumprod.double(), ours.alphas_cumprod, rtol=1e-5)
+    x0, eps, t = torch.rand(4, 1, 32, 32), torch.randn(4, 1, 32, 32), torch.tensor([0, 10, 500, 999])
+    assert torch.allclose(sched.add_noise(x0, eps, t), add_noise(x0, eps, t, ours.to("cpu")), atol=1e-5)
+
+
+def test_spacings_as_the_page_describes():
+    leading, trailing = make_scheduler(TINY, "leading"), make_scheduler(TINY, "trailing")
+    leading.set_timesteps(1)
+    trailing.set_timesteps(1)
+    assert leading.timesteps.tolist() == [0] and trailing.timesteps.tolist() == [49]
+    with pytest.raises(UserError):
+        make_scheduler(TINY, "sideways")
+
+
+def test_peer_objective_and_sampler():
+    torch.manual_seed(0)
+    net = PeerUNet(TINY)
+    loss = peer_objective(make_scheduler(TINY))(net, to_peer(torch.rand(4, 1, 28, 28)), torch.zeros(4))
+    assert loss.ndim == 0 and math.isfinite(loss.item()) and loss.item() > 0
+    net.eval()
+    a = peer_sample(net, TINY, 5, 3, "trailing", torch.device("cpu"), seed=1, batch=2)
+    b = peer_sample(net, TINY, 5, 3, "trailing", torch.device("cpu"), seed=1, batch=2)
+    assert a.shape == (5, 1, 28, 28) and torch.equal(a, b)
+    with pytest.raises(UserError):
+        peer_sample(net, TINY, 2, 51, "trailing", torch.device("cpu"), seed=1)
+
+
+# ---- timesteps and DDIM --------------------------------------------------------------------------
+
+def test_spaced_timesteps():
+    assert spaced_timesteps(300, 300) == list(range(299, -1, -1))
+    assert spaced_timesteps(300, 1) == [299]
+    for n in (2, 3, 7, 10, 50, 100):
+        ts = spaced_timesteps(300, n)
+        assert len(ts) == n and ts[0] == 299 and all(a > b >= 0 for a, b in zip(ts, ts[1:]))
+    with pytest.raises(ValueError):
+        spaced_timesteps(10, 11)
+
+
+def _gaussian_eps(sched, mu: float, s: float):
+    """The exact eps-prediction for data x0 ~ N(mu, s^2) per pixel (s = 0: a point mass)."""
+
+    def estimate(x, t):
+        a = sched.abar(t).view(-1, 1, 1, 1)
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s * s + 1 - a)
+
+    return estimate
+
+
+def test_ddim_eta0_is_deterministic():
+    sched = make_schedule(50, dtype=torch.float64)
+    x_T = torch.randn(4, 1, 6, 6, dtype=torch.float64)
+    est = _gaussian_eps(sched, 0.3, 0.5)
+    runs = [sample(x_T, spaced_timesteps(50, 10), est, ddim_step_fn(sched, 0.0),
+                   generator=torch.Generator().manual_seed(seed)).x0 for seed in (1, 2)]
+    assert torch.equal(runs[0], runs[1])
+    noisy = [sample(x_T, spaced_timesteps(50, 10), est, ddim_step_fn(sched, 1.0),
+                    generator=torch.Generator().manual_seed(seed)).x0 for seed in (1, 2)]
+    assert not torch.allclose(noisy[0], noisy[1])          # eta > 0 does use the noise
+
+
+def test_ddim_recovers_a_point_mass_exactly():
+    sched = make_schedule(300, dtype=torch.float64)
+    x_T = torch.randn(8, 1, 4, 4, dtype=torch.float64)
+    for n in (1, 7, 300):
+        out = sample(x_T, spaced_timesteps(300, n), _gaussian_eps(sched, 0.4, 0.0), ddim_step_fn(sched)).x0
+        assert torch.allclose(out, torch.full_like(out, 0.4), atol=1e-9)
+
+
+def test_ddim_all_steps_matches_the_probability_flow_closed_form():
+    """For x0 ~ N(mu, s^2) the ODE maps x_T to mu + s (x_T - sqrt(abar_T) mu) / sqrt(abar_T s^2 + 1 - abar_T)."""
+    T, mu, s = 300, 0.3, 0.5
+    sched = make_schedule(T, dtype=torch.float64)
+    x_T = torch.randn(64, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a_T = sched.alphas_cumprod[-1]
+    closed = mu + s * (x_T - a_T.sqrt() * mu) / (a_T * s * s + 1 - a_T).sqrt()
+    err = {n: (sample(x_T, spaced_timesteps(T, n), _gaussian_eps(sched, mu, s), ddim_step_fn(sched)).x0 - closed)
+           .abs().max().item() for n in (5, T)}
+    assert err[T] < 0.02
+    assert err[5] > 10 * err[T]               # the discretisation error shrinks with the steps
+
+
+# ---- ablations -----------------------------------------------------------------------------------
+
+def test_each_ablation_variant_changes_exactly_its_switch():
+    cfg = ablations.FULL
+    configs = dict(ablations.variant_configs(cfg))
+    base = configs[ablations.REFERENCE]
+    assert set(configs) == set(cfg.variants)
+    for variant, vcfg in configs.items():
+        if variant == ablations.REFERENCE:
+            continue
+        key, value = variant.split("=")
+        block, field = key.split(".")
+        assert str(getattr(getattr(vcfg, block), field)).lower() == value
+        assert getattr(vcfg, block) != getattr(base, block)
+        others = [b for b in ("unet", "train", "diffusion", "data") if b != block]
+        assert all(getattr(vcfg, b) == getattr(base, b) for b in others), f"{variant} changes more than {block}"
+
+
+def test_ablation_variants_differ_in_parameters_where_they_should():
+    configs = dict(ablations.variant_configs(ablations.FULL))
+    params = {v: count_parameters(UNet(c.unet)) for v, c in configs.items()}
+    ref = params[ablations.REFERENCE]
+    assert params["unet.residual=true"] > ref           # 1x1 skip convs where the width changes
+    assert params["unet.final_kernel=1"] == ref - 8 * 64  # 64 x (3x3 - 1x1) weights fewer
+    assert params["unet.norm=group"] == ref             # same affine parameters per channel
+    assert configs["train.ema_decay=0.999"].train.ema_decay == 0.999
+
+
+@pytest.mark.parametrize("variants, message", [
+    (("reference", "unet.nrom=group"), "unknown config key"),
+    (("reference", "unet.norm=batch"), "changes nothing"),
+    (("unet.norm=group",), "must include"),
+    (("reference", "unet.final_kernel=5"), "final_kernel"),
+])
+def test_bad_ablation_variants_are_user_errors(variants, message):
+    import dataclasses
+    with pytest.raises(UserError, match=message):
+        dataclasses.replace(ablations.FULL, variants=variants).validate()
+
+
+def test_peer_budget_must_match_ours():
+    class Stub:
+        def dependency(self, name):
+            return {"metrics": {"steps": {"value": 9380}}, "config": {"data": {"train_images": 0}}}
+
+    full = registry.config_for(registry.get("peer"), "full")
+    assert check_budget(Stub(), full)["metrics"]["steps"]["value"] == full.train.total_steps
+    import dataclasses
+    short = dataclasses.replace(full, train=dataclasses.replace(full.train, epochs=5))
+    with pytest.raises(UserError, match="budget"):
+        check_budget(Stub(), short)
+
+
+# ---- the quick run -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BEYOND)
+def test_sections_ran_in_quick(quick_run, name):
+    m = manifest(quick_run, name)
+    assert m["part"] == "beyond" and m["profile"] == "quick"
+    for fig in m["figures"]:
+        assert (quick_run.results / name / fig["file"]).stat().st_size > 0
+
+
+def test_peer_quick_outputs(quick_run):
+    m, ours = manifest(quick_run, "peer"), manifest(quick_run, "time-conditioned")
+    assert metric(m, "steps") == metric(ours, "steps")                       # the same optimizer budget
+    assert math.isfinite(metric(m, "fid_peer")) and math.isfinite(metric(m, "fid_ours"))
+    model, spec = checkpoints.load_model(quick_run.work / "quick", "peer", "quick", torch.device("cpu"))
+    assert spec["kind"] == "peer" and isinstance(model, PeerUNet)
+    side = next(t for t in m["tables"] if t["key"] == "side_by_side")
+    rows = {r[0]: r[1:] for r in side["rows"]}
+    assert rows["parameters"] == [metric(ours, "parameters"), count_parameters(model)]
+    assert rows["optimizer steps"][0] == rows["optimizer steps"][1]
+    sweep = next(t for t in m["tables"] if t["key"] == "sweep")
+    cfg = registry.config_for(registry.get("peer"), "quick")
+    assert [r[0] for r in sweep["rows"]] == sorted(cfg.sweep_steps)
+    assert len(sweep["columns"]) == 1 + 2 + len(cfg.sweep_spacings)
+    assert all(f"fid_peer_steps_{k}" in m["metrics"] for k in cfg.sweep_steps)
+
+
+def test_ablations_quick_outputs(quick_run):
+    m = manifest(quick_run, "ablations")
+    cfg = registry.config_for(registry.get("ablations"), "quick")
+    table = m["tables"][0]
+    assert len(table["rows"]) == len(cfg.variants)
+    assert sum("✓" in r[0] for r in table["rows"]) == 1                      # the reference row, marked
+    col = table["columns"].index("parameters")
+    assert len({r[col] for r in table["rows"]}) >= 3                          # residual / 1x1 head differ
+    ratio = table["columns"].index("FID / reference")
+    assert table["rows"][cfg.variants.index("reference")][ratio] == 1.0
+    assert all(math.isfinite(r[table["columns"].index("FID")]) for r in table["rows"])
+    loss = {v: r[table["columns"].index("final loss")] for v, r in zip(cfg.variants, table["rows"])}
+    fid = {v: r[table["columns"].index("FID")] for v, r in zip(cfg.variants, table["rows"])}
+    ema = next(v for v in cfg.variants if v.startswith("train.ema_decay"))
+    # EMA leaves the training trajectory (same seed) alone and changes only the weights that sample
+    assert loss[ema] == loss["reference"] and fid[ema] != fid["reference"]
+    others = [loss[v] for v in cfg.variants if v != ema]
+    assert len(set(others)) == len(others)                                    # each trained its own way
+
+
+def test_fast_sampling_quick_outputs(quick_run):
+    m = manifest(quick_run, "fast-sampling")
+    assert isinstance(metric(m, "target_met"), bool)
+    assert math.isfinite(metric(m, "fid_ddpm")) and math.isfinite(metric(m, "fid_ddim_50"))
+    rows = next(t for t in m["tables"] if t["key"] == "samplers")["rows"]
+    T = metric(m, "T")
+    strided_all = next(r for r in rows if r[0] == "strided DDPM" and r[1] == T)
+    # the strided sampler with every step is the DDPM sampler, from the same noise: the same digits
+    assert strided_all[2] == pytest.approx(metric(m, "fid_ddpm"), abs=1e-3)
+    assert any("Target" in n for n in m["notes"])
+
+
+@pytest.mark.parametrize("name", BEYOND)
+def test_intro_templates_render(quick_run, name):
+    from pathlib import Path
+
+    from generator.render import Metric, make_env
+
+    m = manifest(quick_run, name)
+    env = make_env(Path(__file__).resolve().parent.parent / "templates")
+    metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
+    text = env.get_template(f"sections/{name}.md.j2").render(m=m, metrics=metrics, config=m["config"])
+    assert "$" in text and "quick" in text and "None" not in text
+
+
+
+def test_running_one_section_reuses_available_dependencies(quick_run):
+    from experiments.runner import RunOptions, plan
+
+    opts = RunOptions(profile="quick", results_root=quick_run.results, work_root=quick_run.work)
+    assert [s.name for s in plan(["fast-sampling"], opts)] == ["fast-sampling"]     # no retraining upstream
+    with pytest.raises(UserError, match="missing results"):
+        plan(["fast-sampling"], RunOptions(profile="quick", results_root=quick_run.root / "empty",
+                                           work_root=quick_run.work))
