@@ -42,9 +42,12 @@ def status_lines(opts: BuildOptions) -> list[str]:
 
 
 def _run_command(names: list[str], profile: str, opts: BuildOptions) -> str:
-    reruns = " ".join(f"--rerun {n}" for n in names)
+    """The build-site command line that runs `names` into the same results folder."""
+    every = [s.name for s in registry.all_sections()]
+    reruns = "--rerun all" if names == every else " ".join(f"--rerun {n}" for n in names)
+    where = f" --results {opts.results}" if opts.results != BuildOptions.results else ""
     device = f" --device {opts.device}" if opts.device != "auto" else ""
-    return f"build-site {reruns} --profile {profile}{device}"
+    return f"build-site {reruns} --profile {profile}{device}{where}"
 
 
 def _experiments(names: list[str], profile: str, opts: BuildOptions, echo: Echo) -> None:

@@ -32,10 +32,8 @@ HEADLINES = {
     "fid_ddim_50": ("FID, DDIM sampler (50 steps)", ".2f"),
     "train_images": ("Training digits", ",d"),
     "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
-    "device": ("Device", "s"),
-    "profile": ("Profile", "s"),
-    "git_commit": ("Commit", "s"),
 }
+PROVENANCE = {"profile": ("profile", "s"), "device": ("device", "s"), "git_commit": ("commit", "s")}
 BENCHMARKS = {
     "device": ("Device", "s"),
     "train_img_per_s_plain": ("Training throughput, plain PyTorch (images/s)", ",.0f"),
@@ -63,12 +61,12 @@ def link(from_page: str, to_path: str) -> str:
     return posixpath.relpath(to_path, posixpath.dirname(from_page) or ".")
 
 
-def labelled(data: dict | None, labels: dict[str, tuple[str, str]]) -> list[Row]:
-    """Known keys first in their order, then any other scalar, each formatted."""
+def labelled(data: dict | None, labels: dict[str, tuple[str, str]], skip: tuple[str, ...] = ()) -> list[Row]:
+    """Known keys first in their order, then any other scalar (but `skip`), each formatted."""
     if not data:
         return []
     items = scalar_items(data)
-    keys = [k for k in labels if k in items] + [k for k in items if k not in labels]
+    keys = [k for k in labels if k in items] + [k for k in items if k not in labels and k not in skip]
     return [Row(labels.get(k, (k, ".4g"))[0], fmt_value(items[k], labels.get(k, (k, ".4g"))[1])) for k in keys]
 
 
@@ -157,7 +155,9 @@ class Pages:
             cards.append({"section": s, "path": section_path(s), "figure": hero_figure(m),
                           "base": f"results/{s.name}/", "status": self.status[s.name]})
         by_part = {part: [c for c in cards if c["section"].part == part] for part in registry.PARTS}
-        return {"headline": labelled(self.results.summary, HEADLINES),
+        summary = self.results.summary
+        return {"headline": labelled(summary, HEADLINES, skip=tuple(PROVENANCE)),
+                "provenance": labelled({k: v for k, v in (summary or {}).items() if k in PROVENANCE}, PROVENANCE),
                 "by_part": {p: cs for p, cs in by_part.items() if cs}}
 
     def reproduce_rows(self) -> list[dict]:

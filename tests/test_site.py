@@ -152,3 +152,16 @@ def test_inputs_load_and_reject_bad_results(results_copy):
     shutil.copy(Path(__file__), results_copy / "noising" / "noising.png")   # any file will do here
     with pytest.raises(UserError, match="summary.json is not valid JSON"):
         load_results(results_copy, sections)
+
+
+def test_pages_workflow_builds_from_committed_results_and_deploys():
+    import yaml
+
+    workflow = yaml.safe_load((Path(__file__).resolve().parent.parent / ".github/workflows/pages.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = [step.get("uses", "").split("@")[0] for step in steps]
+    assert "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
+    commands = " ".join(step.get("run", "") for step in steps)
+    assert "build-site" in commands and "--rerun" not in commands and "--run-missing" not in commands
+    assert "experiments run" not in commands                    # no experiment in CI: committed results only
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
