@@ -100,10 +100,13 @@ def run(ctx: Context) -> None:
     ev = judge(ctx, cfg.test_images)
     rows, grid, labels, fids = [], [], [], {}
     variants = variant_configs(cfg)
-    # All variants train side by side (one CUDA stream each on a GPU): at batch 128 one model leaves
-    # most of the GPU idle, so this is the same work per variant in far less wall time.
-    trained = train_together([make_trainer(ctx, v, vcfg) for v, vcfg in variants], resume=ctx.resume)
     together = ctx.cuda and len(variants) > 1
+    if together:
+        # Side by side, one CUDA stream each: at batch 128 one model leaves most of the GPU idle, so
+        # this is the same work per variant in far less wall time (their random draws interleave).
+        trained = train_together([make_trainer(ctx, v, vcfg) for v, vcfg in variants], resume=ctx.resume)
+    else:  # one after another, each from the same RNG state: same noise and t draws for every variant
+        trained = [make_trainer(ctx, v, vcfg).fit(resume=ctx.resume) for v, vcfg in variants]
     for (variant, vcfg), result in zip(variants, trained):
         model, losses, wall = result.final_model, result.losses, result.wall_s
         net = prepare_for_sampling(ctx, model)
