@@ -16,9 +16,23 @@ from experiments.results import load_manifest, write_json_atomic
 from experiments.runner import RunOptions, resolve_device, run
 
 
-def run_writeup(opts: RunOptions) -> dict:
+def run_writeup(opts: RunOptions, keep_going: bool = False) -> dict:
+    """Every section in dependency order; with keep_going a failure skips only its dependants."""
     t0 = time.perf_counter()
-    run(["all"], opts)
+    failed: dict[str, str] = {}
+    if keep_going:
+        for section in registry.all_sections():
+            blocked = [d for d in section.depends_on if d in failed]
+            if blocked:
+                failed[section.name] = f"skipped: {', '.join(blocked)} failed"
+                continue
+            try:
+                run([section.name], opts)
+            except Exception as exc:  # noqa: BLE001 - report and go on with the independent sections
+                failed[section.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                print(f"FAILED {section.name}: {failed[section.name]}", flush=True)
+    else:
+        run(["all"], opts)
     wall = time.perf_counter() - t0
     sections = {}
     for section in registry.all_sections():
@@ -27,7 +41,7 @@ def run_writeup(opts: RunOptions) -> dict:
             sections[section.name] = manifest["wall_s"]
     record = {"writeup_wall_s": round(wall, 1), "device": provenance.device_name(resolve_device(opts.device)),
               "profile": opts.profile, "git_commit": provenance.git_commit(), "finished_at": provenance.now_iso(),
-              "section_wall_s": sections}
+              "section_wall_s": sections, "failed": failed}
     write_json_atomic(opts.results_root / "run.json", record)
     try:  # refresh summary.json with the wall time (summary.py merges run.json)
         from experiments.summary import write_summary

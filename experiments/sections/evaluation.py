@@ -323,7 +323,7 @@ def record_memorisation(ctx: Context, test: torch.Tensor, train: torch.Tensor, t
                    "(bottom), with their distance.", alt="Closest generated samples above their nearest training digits")
 
 
-FULL = EvaluationConfig()
+FULL = EvaluationConfig(batch=5_000)   # big sampler batches fill an H100/H200
 QUICK = EvaluationConfig(test_images=500, samples=100, sweep_samples=50, checkpoint_samples=50, batch=100, stride=5,
                          guidance_sweep=(0.0, 5.0, 10.0), shown=10)
 
