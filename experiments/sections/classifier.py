@@ -34,7 +34,7 @@ class ClassifierConfig:
         checkpoint_epochs=()))          # epochs are passes over 10,000 digits; the last is always saved
     shift: int = 2                    # max random shift in pixels (MNIST digits sit in a 4-pixel margin)
     rotate: float = 10.0              # max random rotation in degrees (0 = shifts only)
-    errors_shown: int = 20            # misclassified test digits in the figure
+    errors_shown: int = 12            # misclassified test digits in the figure (one row)
 
     def validate(self) -> None:
         _require(0 <= self.shift <= 6, "shift must be in 0..6 pixels")
