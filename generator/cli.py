@@ -39,7 +39,11 @@ def cli() -> None:
 def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, data_root: Path | None,
               work_dir: Path, status_only: bool, rerun: tuple[str, ...], dry_run: bool, run_missing: bool,
               serve: bool, dev_addr: str, publish: bool, templates: Path) -> None:
-    """Render a page per section from its results and build the MkDocs site into --site-dir."""
+    """Render a page per section from its results and build the MkDocs site into --site-dir.
+
+    Also: `build-site check [SITE]` (links, images, alt text of a built site) and
+    `build-site screenshot [SITE]` (the README's picture of the index page).
+    """
     opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
                                  data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
                                  dry_run=dry_run, templates=templates)
