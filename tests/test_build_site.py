@@ -221,28 +221,20 @@ def test_bad_results_leave_the_previous_site(built_tree, damage, needles):
     assert not list((built_tree.root / ".build-site").glob("stage-*"))      # no staging left behind
 
 
-def _broken_templates(tmp: Path, edit) -> Path:
-    templates = tmp / "templates"
+@pytest.mark.parametrize("intro, needles", [
+    # StrictUndefined: a value the results lack is an error naming the template and line
+    ("Intro\n\n{{ metrics.no_such_metric }}\n",
+     ("template error in templates/sections/noising.md.j2 line 3", "no_such_metric")),
+    # a broken link is a warning, and --strict makes MkDocs fail on it
+    ("See [nowhere](../part9/nothing.md).\n", ("mkdocs build --strict failed", "nothing.md")),
+])
+def test_a_broken_template_is_one_line(built_tree, intro, needles):
+    before = snapshot(built_tree.site)
+    templates = built_tree.root / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
-    edit(templates)
-    return templates
-
-
-def test_template_error_is_one_line(built_tree):
-    before = snapshot(built_tree.site)
-    templates = _broken_templates(built_tree.root, lambda t: (t / "sections" / "noising.md.j2").write_text(
-        "Intro\n\n{{ metrics.no_such_metric }}\n"))
+    (templates / "sections" / "noising.md.j2").write_text(intro)
     code, _, err = run_cli(*build_args(built_tree, "--templates", str(templates)))
-    _assert_one_line_error(code, err, "template error in templates/sections/noising.md.j2 line 3", "no_such_metric")
-    assert snapshot(built_tree.site) == before
-
-
-def test_broken_link_fails_the_strict_mkdocs_build(built_tree):
-    before = snapshot(built_tree.site)
-    templates = _broken_templates(built_tree.root, lambda t: (t / "sections" / "noising.md.j2").write_text(
-        "See [nowhere](../part9/nothing.md).\n"))
-    code, _, err = run_cli(*build_args(built_tree, "--templates", str(templates)))
-    _assert_one_line_error(code, err, "mkdocs build --strict failed", "nothing.md")
+    _assert_one_line_error(code, err, *needles)
     assert snapshot(built_tree.site) == before
 
 
