@@ -43,6 +43,17 @@ BENCHMARKS = {
     "peak_fraction": ("Fraction of the GPU's peak", "pct"),
     "sample_1000_cfg_s_plain": ("1,000 guided samples, plain PyTorch (s)", ".2f"),
     "sample_1000_cfg_s": ("1,000 guided samples, optimised (s)", ".2f"),
+    "sample_speedup": ("Sampling speed-up", ".2f"),
+    "train_img_per_s_graph_bf16_cl": ("Training, CUDA graph + bf16 + channels_last, not compiled (images/s)", ",.0f"),
+    "train_img_per_s_4_models_together": ("Training, 4 models in lockstep on one GPU, all together (images/s)", ",.0f"),
+    "batch_size": ("Batch size", "d"),
+    "gflop_per_image_train": ("GFLOP per image (forward + backward)", ".3f"),
+    "train_tflops_plain": ("Training compute, plain (TFLOP/s)", ".2f"),
+    "peak_bf16_tflops": ("Dense bf16 peak of the GPU (TFLOP/s, datasheet)", ".0f"),
+    "quality_samples": ("Digits behind each quality FID", ",d"),
+    "torch": ("PyTorch", "s"),
+    "git_commit": ("Commit", "s"),
+    "measured_at": ("Measured at", "s"),
 }
 
 
@@ -50,6 +61,31 @@ BENCHMARKS = {
 class Row:
     label: str
     value: str
+
+
+def quality_of(benchmark: dict | None) -> dict | None:
+    """FID of the class-conditioned model trained the plain way and ours (lists, one per seed)."""
+    if not benchmark or not benchmark.get("fid_plain") or not benchmark.get("fid_ours"):
+        return None
+    ours = [float(v) for v in benchmark["fid_ours"]]
+    return {"plain": [float(v) for v in benchmark["fid_plain"]], "ours": ours,
+            "spread": max(ours) - min(ours), "samples": benchmark.get("quality_samples", 0),
+            "seeds": benchmark.get("quality_seeds", [])}
+
+
+def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
+    """Issue 6's speed targets against what was measured (only those with a measurement)."""
+    out = []
+    if benchmark and benchmark.get("train_speedup") is not None:
+        out.append({"what": "training at least 8x the plain loop's images/s", "ok": benchmark["train_speedup"] >= 8,
+                    "measured": f"{benchmark['train_speedup']:.2f}x"})
+    if benchmark and benchmark.get("sample_1000_cfg_s") is not None:
+        out.append({"what": "1,000 CFG samples over 300 steps in under 1 s", "ok": benchmark["sample_1000_cfg_s"] < 1,
+                    "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
+    if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
+        out.append({"what": "the whole full-profile writeup in under 5 minutes", "ok": summary["writeup_wall_s"] < 300,
+                    "measured": f"{summary['writeup_wall_s']:.0f} s"})
+    return out
 
 
 def section_path(section: registry.Section) -> str:
@@ -111,6 +147,8 @@ class Pages:
         pages[REPRODUCE] = self.r.render("reproduce.md.j2", **self.common(REPRODUCE), rows=self.reproduce_rows())
         pages[PERFORMANCE] = self.r.render("performance.md.j2", **self.common(PERFORMANCE),
                                            benchmark=labelled(self.results.benchmark, BENCHMARKS),
+                                           quality=quality_of(self.results.benchmark),
+                                           targets=targets_of(self.results.benchmark, self.results.summary),
                                            rows=self.performance_rows())
         return pages
 
