@@ -96,17 +96,22 @@ def config_cmd(section: str, profile: str) -> None:
     click.echo(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_click(group: click.Group, args: list[str] | None, prog_name: str, interrupted: str) -> None:
+    """Run a click group so that every failure is one `error:` line and a non-zero exit.
+
+    Exit codes: 2 for user errors (bad input, usage), 130 for Ctrl-C, 1 for a bug (FUNDIFF_DEBUG=1
+    shows its traceback). Shared by `python -m experiments` and `build-site`.
+    """
     try:
-        cli.main(args=argv, prog_name="python -m experiments", standalone_mode=False)
+        group.main(args=args, prog_name=prog_name, standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo(f"error: {INTERRUPTED}", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"error: {interrupted}", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # one line, like every other bad input
-        command = exc.ctx.command_path if exc.ctx else "python -m experiments"
+        command = exc.ctx.command_path if exc.ctx else prog_name
         click.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -114,14 +119,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo(f"error: {INTERRUPTED}", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
         if os.environ.get("FUNDIFF_DEBUG"):
             raise
         click.echo(f"error: internal {type(exc).__name__}: {exc} (set FUNDIFF_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_click(cli, argv, "python -m experiments", INTERRUPTED)
 
 
 @cli.command("writeup")

@@ -1,12 +1,12 @@
 """Command line: `build-site [options]` (= `python -m generator build [options]`)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from experiments.cli import run_click
 from experiments.errors import UserError
 from generator import build as pipeline
 from generator import TEMPLATES_DIR, checks, preview, site
@@ -92,21 +92,4 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in cli.commands:
         args = ["build", *args]
-    try:
-        cli.main(args=args, prog_name="build-site", standalone_mode=False)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("error: interrupted; the previous site is unchanged", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
-        if os.environ.get("FUNDIFF_DEBUG"):
-            raise
-        click.echo(f"error: internal {type(exc).__name__}: {exc} (set FUNDIFF_DEBUG=1 for the traceback)", err=True)
-        sys.exit(1)
+    run_click(cli, args, "build-site", "interrupted; the previous site is unchanged")
