@@ -256,3 +256,17 @@ def test_a_second_build_at_once_meets_the_lock(built_tree):
     code, _, err = run_cli(*build_args(built_tree))      # released when the holder exits
     assert code == 0, err
     assert lock.lock_path(built_tree.site).exists()
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_a_build_killed_at_any_moment_leaves_the_previous_site(built_tree, delay):
+    """SIGKILL a real build-site process mid-build: site/ is byte-identical, and the next build works."""
+    before = snapshot(built_tree.site)
+    proc = subprocess.Popen([sys.executable, "-m", "generator", *build_args(built_tree)], cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert snapshot(built_tree.site) == before
+    code, _, err = run_cli(*build_args(built_tree))          # the kill left no stale lock behind
+    assert code == 0, err
