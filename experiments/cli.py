@@ -140,16 +140,18 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--pack", "pack_to", type=click.Path(path_type=Path), default=None,
               help="Also write a .tar.gz of the results (to commit them from another machine).")
 @click.option("--keep-going", is_flag=True, help="On a failure, go on with the sections that do not depend on it.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Sections run side by side (worker processes sharing the device); 1 = one after another.")
 @click.option("--no-progress", is_flag=True)
-def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, no_progress) -> None:
+def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, no_progress) -> None:
     """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
     from experiments.writeup import pack, run_writeup
 
     record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
-                                    data_root=data_root, seed=seed, show_progress=not no_progress),
-                         keep_going=keep_going)
+                                    data_root=data_root, seed=seed, show_progress=not no_progress and jobs == 1),
+                         keep_going=keep_going, jobs=jobs)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
-    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['device']}")
+    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['device']} ({jobs} at a time)")
     if pack_to:
         click.echo(f"packed {pack(out, pack_to)}")

@@ -113,9 +113,13 @@ def _prepare_raw(root: Path, train: bool) -> Path:
             # the other split is absent: torchvision still wants a file there, so leave an empty IDX
             kind_magic = _IDX_MAGIC["images" if "images" in name else "labels"]
             header = kind_magic.to_bytes(4, "big") + (0).to_bytes(4, "big")
-            out.write_bytes(header + ((28).to_bytes(4, "big") * 2 if "images" in name else b""))
+            tmp = out.with_name(f"{name}.{os.getpid()}.partial")
+            tmp.write_bytes(header + ((28).to_bytes(4, "big") * 2 if "images" in name else b""))
+            os.replace(tmp, out)
             continue
-        tmp = out.with_suffix(".partial")
+        # one temporary file per process: sections running side by side may extract at the same time,
+        # and each then renames a complete copy into place (the last rename wins, same bytes)
+        tmp = out.with_name(f"{name}.{os.getpid()}.partial")
         try:
             if src.suffix == ".gz":
                 with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:

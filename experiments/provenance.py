@@ -15,18 +15,23 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
+GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set by scripts/gpu_full_run.sh: a copied tree has no .git
+
+
 def git_commit() -> str:
-    """HEAD's short hash, with '+dirty' when tracked files differ; 'unknown' outside a checkout."""
+    """HEAD's short hash, with '+dirty' when tracked files differ; outside a checkout the commit named
+    in $FUNDIFF_GIT_COMMIT (a copy of the tree on a GPU machine), else 'unknown'."""
+    fallback = os.environ.get(GIT_COMMIT_ENV) or "unknown"
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
-            return "unknown"
+            return fallback
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "experiments"],
                                cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def device_name(device: torch.device) -> str:
@@ -54,15 +59,31 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+# Modules that cannot change a section's numbers or figures: the command line, the whole-writeup driver,
+# the benchmark, provenance and summary bookkeeping, progress bars and test hooks.
+NOT_RESULTS = {"cli.py", "__main__.py", "benchmark.py", "writeup.py", "provenance.py", "summary.py",
+               "progress.py", "testhooks.py"}
+
+
 def _core_files() -> list[Path]:
-    """The shared library every section runs on (not the CLI, not other sections)."""
-    files = [p for p in PACKAGE_ROOT.rglob("*.py")
-             if "sections" not in p.relative_to(PACKAGE_ROOT).parts and p.name not in ("cli.py", "__main__.py")]
+    """What every section runs on: the library outside sections/ (less NOT_RESULTS) and the helper
+    modules inside sections/ (those that are not sections themselves)."""
+    from experiments.sections import ORDER
+
+    files = []
+    for p in PACKAGE_ROOT.rglob("*.py"):
+        parts = p.relative_to(PACKAGE_ROOT).parts
+        if parts[0] == "sections":
+            if len(parts) == 2 and p.stem not in ORDER and p.name != "__init__.py":
+                files.append(p)
+        elif p.name not in NOT_RESULTS:
+            files.append(p)
     return sorted(files)
 
 
 def code_hash(section_module_file: str | Path) -> str:
-    """sha256 over the section's own module and the shared core: a change to either stales it."""
+    """sha256 over the section's own module and the shared core (helpers included): a change to either
+    stales it."""
     digest = hashlib.sha256()
     for path in [Path(section_module_file), *_core_files()]:
         digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())

@@ -151,18 +151,28 @@ def recover(results_root: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_manifest(results_root: Path, section: str) -> dict | None:
-    """The section's manifest, None when absent; corrupt or too-new files are user errors."""
-    path = Path(results_root) / section / MANIFEST
+def load_results_json(path: Path, require_schema: bool = False) -> dict | None:
+    """A results JSON object (manifest, summary, benchmark), None when absent; corrupt, non-object or
+    too-new files are user errors. Files without a schema field are read as the current schema,
+    unless require_schema (manifests always carry one)."""
+    path = Path(path)
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"corrupt results: {path} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
-    if not isinstance(data, dict) or "schema" not in data:
+        raise UserError(f"corrupt results: {path} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"corrupt results: {path} is not a JSON object")
+    if require_schema and "schema" not in data:
         raise UserError(f"corrupt results: {path} has no schema field")
-    if not isinstance(data["schema"], int) or data["schema"] > SCHEMA_VERSION:
-        raise UserError(f"results {path} use schema {data['schema']}, newer than this code "
+    schema = data.get("schema", SCHEMA_VERSION)
+    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+        raise UserError(f"results {path} use schema {schema}, newer than this code "
                         f"understands ({SCHEMA_VERSION}); update the code")
     return data
+
+
+def load_manifest(results_root: Path, section: str) -> dict | None:
+    """The section's manifest, None when absent; corrupt or too-new files are user errors."""
+    return load_results_json(Path(results_root) / section / MANIFEST, require_schema=True)

@@ -143,10 +143,13 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
         raise
 
 
-def run(names: list[str], opts: RunOptions) -> list[Path]:
+def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[registry.Section], dict]:
+    """Check folders and device, plan the sections and validate every config before any compute."""
     check_output_folder(opts.results_root, "output folder", opts.allow_outside)
     check_output_folder(opts.work_root, "work folder", opts.allow_outside)
     device = resolve_device(opts.device)
+    for s in registry.resolve(names):   # a bad value is reported before missing dependencies
+        section_config(s, opts.profile, opts.overrides)
     sections = plan(names, opts)
     named = {s.name for s in registry.resolve(names)}
     # --set applies to the sections asked for, not to dependencies pulled in by --run-missing
@@ -158,6 +161,11 @@ def run(names: list[str], opts: RunOptions) -> list[Path]:
     except OSError as exc:
         raise UserError(f"cannot create output folder {opts.results_root}: {exc.strerror}") from None
     recover(opts.results_root)
+    return device, sections, per_section
+
+
+def run(names: list[str], opts: RunOptions) -> list[Path]:
+    device, sections, per_section = prepare(names, opts)
     paths = [run_one(s, opts, device, per_section[s.name]) for s in sections]
     write_summary(opts.results_root)          # headline numbers of whatever has run: summary.json
     return paths

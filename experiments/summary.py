@@ -32,7 +32,12 @@ METRICS: dict[str, tuple[str, str]] = {
     "memorisation_ratio": ("evaluation", "memorisation_ratio"),
     "fid_peer": ("peer", "fid_peer"),                     # diffusers UNet2DModel, its full DDPMScheduler chain
     "fid_ddpm_300": ("fast-sampling", "fid_ddpm"),        # our time-conditioned model, all T = 300 DDPM steps
-    "fid_ddim_50": ("fast-sampling", "fid_ddim_50"),
+    "fid_ddpm_300_matched": ("fast-sampling", "fid_ddpm_matched"),   # the same, from the moment-matched start
+    "fid_ddim_50": ("fast-sampling", "fid_ddim_50_matched"),         # DDIM (eta 0), 50 steps, moment-matched start
+    "fid_ddim_50_from_noise": ("fast-sampling", "fid_ddim_50"),      # DDIM (eta 0), 50 steps, pure-noise start
+    "fid_class_conditioned_improved": ("better-recipe", "fid_headline"),           # GroupNorm + EMA + longer
+    "class_accuracy_class_conditioned_improved": ("better-recipe", "accuracy_headline"),  # training, interval CFG
+    "fid_ratio_class_conditioned_improved": ("better-recipe", "fid_ratio_headline"),
 }
 PROVENANCE = ("device", "profile", "git_commit")        # copied from the provenance manifest
 PROVENANCE_FROM = "evaluation"

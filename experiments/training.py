@@ -96,9 +96,13 @@ class Trainer:
         cuda = device.type == "cuda"
         self.autocast = cuda if autocast is None else autocast
         self.graph = cuda if graph is None else (graph and cuda)
-        # channels_last lets cuDNN pick NHWC tensor-core kernels: a large win at batch 128 on the GPU
-        self.memory_format = torch.channels_last if (cuda if channels_last is None else channels_last) \
-            else torch.contiguous_format
+        # channels_last lets cuDNN pick NHWC tensor-core kernels: a large win at batch 128 on the GPU.
+        # Not by default for GroupNorm models: with torch.compile, inductor's conv backward then fails
+        # on a stride assertion (measured on torch 2.x, H200), and the diffusers peer is faster in NCHW.
+        has_group_norm = any(isinstance(m, nn.GroupNorm) for m in model.modules())
+        if channels_last is None:
+            channels_last = cuda and not has_group_norm
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(device, memory_format=self.memory_format)
         if cuda:
             torch.backends.cudnn.benchmark = True      # fixed shapes: let cuDNN time its algorithms once
@@ -280,9 +284,8 @@ def train_together(trainers: list[Trainer], resume: bool = False) -> list[TrainR
     replaying several models' step graphs on separate streams overlaps them: the same work per model,
     done side by side. On the CPU (or with one trainer) this is exactly the plain sequential loop.
     """
-    epochs = {t.cfg.epochs for t in trainers}
-    if len(epochs) != 1 or len({t.cfg.steps_per_epoch for t in trainers}) != 1:
-        raise ValueError("trainers in lockstep need the same epochs and steps per epoch")
+    if len({t.cfg.steps_per_epoch for t in trainers}) != 1:
+        raise ValueError("trainers in lockstep need the same steps per epoch")
     use_streams = len(trainers) > 1 and all(t.device.type == "cuda" for t in trainers)
     streams = [torch.cuda.Stream(t.device) if use_streams else None for t in trainers]
 
@@ -295,8 +298,9 @@ def train_together(trainers: list[Trainer], resume: bool = False) -> list[TrainR
         with on(stream):
             t._begin(resume)
     spe = trainers[0].cfg.steps_per_epoch
-    for epoch in range(1, epochs.pop() + 1):
-        active = [(t, s) for t, s in zip(trainers, streams) if epoch > t._start_epoch]
+    finished: dict[int, TrainResult] = {}
+    for epoch in range(1, max(t.cfg.epochs for t in trainers) + 1):       # a shorter run simply stops early
+        active = [(t, s) for t, s in zip(trainers, streams) if t._start_epoch < epoch <= t.cfg.epochs]
         for t, stream in active:
             with on(stream):
                 t._begin_epoch(epoch)
@@ -308,10 +312,14 @@ def train_together(trainers: list[Trainer], resume: bool = False) -> list[TrainR
         for t, stream in active:
             with on(stream):
                 t._end_epoch(epoch)
+                if epoch == t.cfg.epochs:            # done: its wall time stops here, not at the longest run
+                    finished[id(t)] = t._finish()
     results = []
     for t, stream in zip(trainers, streams):
-        with on(stream):
-            results.append(t._finish())
+        if id(t) not in finished:                     # resumed at its last epoch: nothing left to run
+            with on(stream):
+                finished[id(t)] = t._finish()
+        results.append(finished[id(t)])
         if stream is not None:
             torch.cuda.current_stream(t.device).wait_stream(stream)
     return results

@@ -4,23 +4,115 @@
 
 Writes `<out>/run.json` (writeup_wall_s, device, per-section wall times) which summary.json merges,
 and optionally a tarball of the results (images, GIFs, JSON; checkpoints live elsewhere) to commit.
+
+With `jobs > 1` independent sections run at the same time, each in its own process (one GPU is
+shared: most sections leave it idle between small kernels, so they overlap well). A section starts
+once its dependencies are done; among the ready ones the longest remaining chain goes first,
+estimated from the previous run's wall times in run.json.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tarfile
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from experiments import provenance, registry
 from experiments.results import load_manifest, write_json_atomic
-from experiments.runner import RunOptions, resolve_device, run
+from experiments.runner import RunOptions, prepare, resolve_device, run, run_one
+
+RUN_RECORD = "run.json"
 
 
-def run_writeup(opts: RunOptions, keep_going: bool = False) -> dict:
-    """Every section in dependency order; with keep_going a failure skips only its dependants."""
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
+def _run_in_worker(name: str, opts: RunOptions, threads: int) -> float:
+    """A worker process runs one section (no recovery sweep: siblings are writing next to it)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        run_one(registry.get(name), opts, resolve_device(opts.device), None)
+    except BaseException as exc:  # noqa: BLE001 - torch errors may not pickle: send one line back
+        raise RuntimeError(_one_line(exc)) from None
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()              # give the memory back to the sibling processes
+    return time.perf_counter() - t0
+
+
+def _chain_lengths(sections: list[registry.Section], previous: dict[str, float]) -> dict[str, float]:
+    """Wall time of each section plus its longest chain of dependants (1 s when never measured)."""
+    lengths: dict[str, float] = {}
+    for section in reversed(sections):          # dependants come later in topological order
+        after = [lengths[s.name] for s in sections if section.name in s.depends_on]
+        lengths[section.name] = previous.get(section.name, 1.0) + max(after, default=0.0)
+    return lengths
+
+
+def _previous_walls(results_root: Path) -> dict[str, float]:
+    try:
+        import json
+
+        walls = json.loads((results_root / RUN_RECORD).read_text(encoding="utf-8")).get("section_wall_s", {})
+        return {k: float(v) for k, v in walls.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def run_parallel(opts: RunOptions, jobs: int, keep_going: bool) -> dict[str, str]:
+    """Every section, up to `jobs` at a time in worker processes; returns {failed section: why}."""
+    _, sections, _ = prepare(["all"], opts)
+    lengths = _chain_lengths(sections, _previous_walls(opts.results_root))
+    pending = sorted(sections, key=lambda s: -lengths[s.name])
+    done: set[str] = set()
+    failed: dict[str, str] = {}
+    running: dict[Future, str] = {}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while pending or running:
+            for section in list(pending):
+                blocked = [d for d in section.depends_on if d in failed]
+                if blocked:
+                    failed[section.name] = f"skipped: {', '.join(blocked)} failed"
+                    pending.remove(section)
+                elif len(running) < jobs and all(d in done for d in section.depends_on):
+                    running[pool.submit(_run_in_worker, section.name, opts, threads)] = section.name
+                    pending.remove(section)
+                    print(f"start {section.name}", flush=True)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    wall = future.result()
+                    done.add(name)
+                    print(f"done {name} ({wall:.1f} s)", flush=True)
+                except Exception as exc:  # noqa: BLE001 - report; dependants are skipped
+                    failed[name] = str(exc) if isinstance(exc, RuntimeError) else _one_line(exc)
+                    print(f"FAILED {name}: {failed[name]}", flush=True)
+                    if not keep_going:
+                        for section in pending:
+                            failed[section.name] = f"skipped: {name} failed"
+                        pending.clear()
+    return failed
+
+
+def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1) -> dict:
+    """Every section in dependency order; with keep_going a failure skips only its dependants;
+    with jobs > 1 independent sections run side by side in worker processes."""
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
-    if keep_going:
+    if jobs > 1:
+        failed = run_parallel(opts, jobs, keep_going)
+    elif keep_going:
         for section in registry.all_sections():
             blocked = [d for d in section.depends_on if d in failed]
             if blocked:
@@ -39,10 +131,11 @@ def run_writeup(opts: RunOptions, keep_going: bool = False) -> dict:
         manifest = load_manifest(opts.results_root, section.name)
         if manifest is not None:
             sections[section.name] = manifest["wall_s"]
-    record = {"writeup_wall_s": round(wall, 1), "device": provenance.device_name(resolve_device(opts.device)),
+    record = {"writeup_wall_s": round(wall, 1), "writeup_jobs": jobs,
+              "device": provenance.device_name(resolve_device(opts.device)),
               "profile": opts.profile, "git_commit": provenance.git_commit(), "finished_at": provenance.now_iso(),
               "section_wall_s": sections, "failed": failed}
-    write_json_atomic(opts.results_root / "run.json", record)
+    write_json_atomic(opts.results_root / RUN_RECORD, record)
     try:  # refresh summary.json with the wall time (summary.py merges run.json)
         from experiments.summary import write_summary
 

@@ -5,13 +5,12 @@ here we add the checks the site needs: the fields a page reads, and every file a
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.results import SCHEMA_VERSION, load_manifest
+from experiments.results import load_manifest, load_results_json
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
 BENCHMARK = "benchmark.json"    # performance measurements (shown on the Performance page)
@@ -61,23 +60,6 @@ def _check_manifest(path: Path, m: dict) -> None:
                             f"rerun the section (build-site --rerun {m['section']})")
 
 
-def _load_extra(path: Path) -> dict | None:
-    """summary.json / benchmark.json: optional, but never silently wrong."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"corrupt results: {path} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"corrupt results: {path} is not a JSON object")
-    schema = data.get("schema", SCHEMA_VERSION)
-    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-        raise UserError(f"results {path} use schema {schema}, newer than this code understands "
-                        f"({SCHEMA_VERSION}); update the code")
-    return data
-
-
 def load_results(root: Path, sections: list[str]) -> Results:
     """Manifests of the registered sections that have results (absent ones are simply left out)."""
     root = Path(root)
@@ -90,7 +72,7 @@ def load_results(root: Path, sections: list[str]) -> Results:
             continue
         _check_manifest(root / name / "manifest.json", m)
         manifests[name] = m
-    return Results(root, manifests, _load_extra(root / SUMMARY), _load_extra(root / BENCHMARK))
+    return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK))
 
 
 def scalar_items(data: dict[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,17 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, data_root) -> QuickRun:
-    """Every section in the quick profile on the CPU, once per test session (read-only for tests)."""
-    from experiments.runner import RunOptions, run
+    """Every section in the quick profile on the CPU, once per test session (read-only for tests).
+
+    Made by the whole-writeup driver with two sections at a time (worker processes), so every test
+    session also exercises the parallel scheduler end to end."""
+    from experiments.runner import RunOptions
+    from experiments.writeup import run_writeup
 
     root = tmp_path_factory.mktemp("quick")
     results, work = root / "results", root / "work"
-    run(["all"], RunOptions(profile="quick", device="cpu", results_root=results, work_root=work,
-                            data_root=data_root, show_progress=False))
+    record = run_writeup(RunOptions(profile="quick", device="cpu", results_root=results, work_root=work,
+                                    data_root=data_root, show_progress=False), jobs=2)
+    if record["failed"]:
+        pytest.fail(f"quick writeup failed: {record['failed']}")
     return QuickRun(results, work, root)

@@ -130,6 +130,11 @@ BAD_ARGS = {
     "missing section": (["run"], "Missing argument"),
     "bad seed": (["run", "noising", "--seed", "x"], "'--seed'"),
     "missing dependency": (["run", "out-of-distribution", "--profile", "full"], "missing results for"),
+    "bad guidance": (["run", "better-recipe", "--set", "headline_guidance=3@x", "--set", "guidance=1,3@x"],
+                     "guidance '3@x' must look like"),
+    "interval past T": (["run", "better-recipe", "--set", "guidance=1,3@5-90", "--set", "headline_guidance=1"],
+                        "the interval must end below T"),
+    "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 
 
@@ -143,6 +148,25 @@ def test_bad_arguments(case, previous, capsys):
     assert_one_line_error(code, err, expected)
     assert code == 2
     assert snapshot(previous) == before
+
+
+def test_writeup_jobs_must_be_positive(previous, capsys):
+    code, out, err = call(["writeup", "--profile", "quick", "--jobs", "0", "--out", str(previous),
+                           "--work-dir", str(previous.parent / "work")], capsys)
+    assert code == 2 and "--jobs" in err
+
+
+def test_parallel_writeup_runs_the_longest_chain_first():
+    """Ready sections start longest-remaining-chain first (wall times of the previous run)."""
+    from experiments import registry
+    from experiments.writeup import _chain_lengths
+
+    sections = registry.topological([s.name for s in registry.all_sections()])
+    walls = {s.name: 1.0 for s in sections} | {"time-conditioned": 50.0, "peer": 500.0, "ablations": 300.0}
+    lengths = _chain_lengths(sections, walls)
+    assert lengths["time-conditioned"] == 550.0               # its own 50 s + the peer that waits on it
+    assert lengths["peer"] == 500.0 and lengths["ablations"] == 300.0
+    assert lengths["time-conditioned"] > lengths["ablations"] > lengths["class-conditioned"]
 
 
 YAML_CASES = {

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.diffusion.process import (add_noise, cfg_combine, ddim_step, ddpm_step, predict_eps, predict_x0,
-                                           strided_step, strided_timesteps)
-from experiments.diffusion.sampling import ddpm_step_fn, model_estimate, sample, timestep_pairs
+from experiments.diffusion.process import (add_noise, cfg_combine, ddim_step, ddpm_step, matched_start, predict_eps,
+                                           predict_x0, strided_step, strided_timesteps)
+from experiments.diffusion.sampling import (ddpm_step_fn, guided_estimate, interval_gamma, model_estimate, sample,
+                                            timestep_pairs)
 from experiments.diffusion.schedule import make_schedule
 
 T = 300
@@ -169,6 +170,56 @@ def test_ddim_eta0_is_deterministic_closed_form(sched64, rng):
     got = ddim_step(torch.from_numpy(x_t), torch.from_numpy(eps), torch.full((2,), t), torch.full((2,), t_prev),
                     sched64, eta=0.0, noise=torch.from_numpy(rng.standard_normal((2, 1, 28, 28))))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_matched_start_closed_form(sched64, rng):
+    """x_T = sqrt(abar) m + sqrt(abar v + 1 - abar) z, abar = abar_{T-1}, computed here in float64."""
+    _, _, abar = np_schedule()
+    a = abar[T - 1]
+    mean, var = rng.uniform(0, 1, (1, 28, 28)), rng.uniform(0, 0.2, (1, 28, 28))
+    z = rng.standard_normal((3, 1, 28, 28))
+    expected = np.sqrt(a) * mean + np.sqrt(a * var + 1 - a) * z
+    got = matched_start(torch.from_numpy(z), torch.from_numpy(mean), torch.from_numpy(var), sched64)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_matched_start_has_the_moments_of_the_forward_process(sched64):
+    """For data with per-pixel mean m and variance v, q(x_{T-1}) has mean sqrt(abar) m and variance
+    abar v + 1 - abar: the matched start agrees with noising real samples, pure noise does not."""
+    gen = torch.Generator().manual_seed(0)
+    n = 200_000
+    m, v = torch.tensor([0.8, 0.1], dtype=torch.float64), torch.tensor([0.05, 0.01], dtype=torch.float64)
+    x0 = m + v.sqrt() * torch.randn(n, 2, generator=gen, dtype=torch.float64)      # (n, 2) "pixels"
+    t = torch.full((n,), T - 1)
+    noised = add_noise(x0, torch.randn(n, 2, generator=gen, dtype=torch.float64), t, sched64)
+    started = matched_start(torch.randn(n, 2, generator=gen, dtype=torch.float64), m, v, sched64)
+    tol = 4 / n ** 0.5                                   # ~4 standard errors of a unit-variance mean
+    torch.testing.assert_close(started.mean(0), noised.mean(0), atol=tol, rtol=0)
+    torch.testing.assert_close(started.var(0), noised.var(0), atol=2 * tol, rtol=0)
+    a = float(sched64.alphas_cumprod[T - 1])
+    torch.testing.assert_close(started.mean(0), a ** 0.5 * m, atol=tol, rtol=0)
+    assert (noised.mean(0) - 0).abs().max() > 10 * tol   # N(0, I) would miss the mean: sqrt(abar) m != 0
+
+
+def test_interval_gamma_and_interval_guidance(rng):
+    t = torch.tensor([0, 29, 30, 100, 150, 151, 299])
+    got = interval_gamma(t, 3.0, (30, 150)).flatten().tolist()
+    assert got == [1.0, 1.0, 3.0, 3.0, 3.0, 1.0, 1.0]
+    assert interval_gamma(t, 3.0, None) == 3.0
+
+    class Echo(torch.nn.Module):        # eps depends on the class input so cond and uncond differ
+        def forward(self, x, t, c):
+            return x * (1 + c.sum(1, keepdim=True).view(-1, 1, 1, 1)) + c.argmax(1).view(-1, 1, 1, 1).float()
+
+    sched = make_schedule(T, device="cpu")
+    x = torch.from_numpy(rng.standard_normal((7, 1, 4, 4))).float()
+    labels = torch.arange(7) % 10
+    guided = guided_estimate(Echo(), sched, labels, 3.0, interval=(30, 150))(x, t)
+    eps_c = Echo()(x, t.float() / T, torch.nn.functional.one_hot(labels, 10).float())
+    eps_u = Echo()(x, t.float() / T, torch.zeros(7, 10))
+    gamma = torch.tensor([1.0, 1.0, 3.0, 3.0, 3.0, 1.0, 1.0]).view(-1, 1, 1, 1)
+    torch.testing.assert_close(guided, eps_u + gamma * (eps_c - eps_u))
+    torch.testing.assert_close(guided[[0, 1, 5, 6]], eps_c[[0, 1, 5, 6]])     # outside: plain conditional
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 5.0, 7.5])

@@ -21,7 +21,7 @@ from experiments.sections.beyond import spaced_timesteps
 from experiments.sections.peer import check_budget
 
 TINY = PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=50)
-BEYOND = ["peer", "ablations", "fast-sampling"]
+BEYOND = ["peer", "ablations", "fast-sampling", "better-recipe"]
 
 
 def manifest(quick_run, name: str) -> dict:
@@ -224,7 +224,7 @@ def test_peer_budget_must_match_ours():
 @pytest.mark.parametrize("name", BEYOND)
 def test_sections_ran_in_quick(quick_run, name):
     m = manifest(quick_run, name)
-    assert m["part"] == "beyond" and m["profile"] == "quick"
+    assert m["part"] == ("evaluation" if name == "better-recipe" else "beyond") and m["profile"] == "quick"
     for fig in m["figures"]:
         assert (quick_run.results / name / fig["file"]).stat().st_size > 0
 
@@ -270,12 +270,72 @@ def test_fast_sampling_quick_outputs(quick_run):
     m = manifest(quick_run, "fast-sampling")
     assert isinstance(metric(m, "target_met"), bool)
     assert math.isfinite(metric(m, "fid_ddpm")) and math.isfinite(metric(m, "fid_ddim_50"))
-    rows = next(t for t in m["tables"] if t["key"] == "samplers")["rows"]
+    table = next(t for t in m["tables"] if t["key"] == "samplers")
+    rows, col = table["rows"], {name: i for i, name in enumerate(table["columns"])}
     T = metric(m, "T")
-    strided_all = next(r for r in rows if r[0] == "strided DDPM" and r[1] == T)
+    strided_all = next(r for r in rows if r[0] == "strided DDPM" and r[col["steps"]] == T)
     # the strided sampler with every step is the DDPM sampler, from the same noise: the same digits
-    assert strided_all[2] == pytest.approx(metric(m, "fid_ddpm"), abs=1e-3)
-    assert any("Target" in n for n in m["notes"])
+    assert strided_all[col["FID"]] == pytest.approx(metric(m, "fid_ddpm"), abs=1e-3)
+    # every DDIM step count from both starts, and both starts of the full DDPM sampler
+    steps = m["config"]["ddim_steps"]
+    for start in ("pure noise", "moment-matched"):
+        assert sorted(r[col["steps"]] for r in rows if r[0] == "DDIM" and r[col["start x_T"]] == start) == steps
+        assert any(r[0] == "DDPM" and r[col["start x_T"]] == start for r in rows)
+    assert metric(m, "fid_ddim_50_matched") != metric(m, "fid_ddim_50")          # a different start, other digits
+    assert 0 < metric(m, "abar_last") < 1 and 0 < metric(m, "data_ink") < 1
+    assert all(0 <= r[col["mean pixel"]] <= 1 for r in rows)
+    assert isinstance(metric(m, "target_met_same_start"), bool)
+    assert sum("Target" in n for n in m["notes"]) == 2
+
+
+def test_better_recipe_quick_outputs(quick_run):
+    from experiments.sections import better_recipe
+
+    m = manifest(quick_run, "better-recipe")
+    cfg = better_recipe.QUICK
+    tables = {t["key"]: t for t in m["tables"]}
+    grid = tables["grid"]
+    ours = [r for r in grid["rows"] if not r[0].startswith("reference")]
+    assert len(ours) == len(cfg.variants) * len(cfg.guidance)
+    assert all(math.isfinite(r[2]) and r[2] >= 0 for r in grid["rows"])
+    assert [r[1] for r in tables["training"]["rows"]] == [3 if "epochs=3" in v else 2 for v in cfg.variants]
+    # the lockstep loop stopped the shorter run at its own last epoch: fewer optimizer steps
+    assert tables["training"]["rows"][0][2] < tables["training"]["rows"][1][2]
+    evaluation = manifest(quick_run, "evaluation")
+    floor = evaluation["metrics"]["fid_floor"]["value"]
+    assert metric(m, "fid_ratio_headline") == pytest.approx(metric(m, "fid_headline") / floor)
+    assert 0 <= metric(m, "accuracy_headline") <= 1 and metric(m, "memorisation_ratio_headline") > 0
+    # the reference row is the evaluation's own headline, not a recomputation
+    assert tables["headline"]["rows"][0][1] == round(evaluation["metrics"]["fid_class_conditioned"]["value"], 3)
+    assert (quick_run.results / "better-recipe" / "fid_vs_gamma.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("text, expected", [("5", (5.0, None)), ("3@30-150", (3.0, (30, 150))),
+                                            ("1.5@0-299", (1.5, (0, 299)))])
+def test_parse_guidance(text, expected):
+    from experiments.sections.better_recipe import parse_guidance
+
+    assert parse_guidance(text) == expected
+
+
+@pytest.mark.parametrize("text", ["x", "3@", "3@150-30", "-1", "3@1-2-3"])
+def test_parse_guidance_rejects_bad_values(text):
+    from experiments.errors import UserError
+    from experiments.sections.better_recipe import parse_guidance
+
+    with pytest.raises(UserError, match="guidance"):
+        parse_guidance(text)
+
+
+def test_better_recipe_config_rejects_an_interval_past_T():
+    import dataclasses
+
+    from experiments.errors import UserError
+    from experiments.sections import better_recipe
+
+    cfg = dataclasses.replace(better_recipe.QUICK, guidance=("1", "3@5-300"), headline_guidance="1")
+    with pytest.raises(UserError, match="below T"):
+        cfg.validate()
 
 
 @pytest.mark.parametrize("name", BEYOND)

@@ -64,6 +64,19 @@ def test_same_seed_same_run_other_seed_other_run(digits, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_lockstep_runs_of_different_lengths(digits, tmp_path):
+    """train_together stops a shorter run at its own last epoch and carries the longer one on."""
+    from experiments.training import train_together
+
+    short, long = train_together([small_trainer(digits, tmp_path / "s", seed=1, epochs=1, checkpoint_epochs=()),
+                                  small_trainer(digits, tmp_path / "l", seed=1, epochs=3, checkpoint_epochs=())])
+    assert short.steps == 4 and long.steps == 12 and len(short.losses) == 4 and len(long.losses) == 12
+    assert checkpoint_path(tmp_path / "s", 1).exists() and not checkpoint_path(tmp_path / "s", 2).exists()
+    assert sum(long.losses[-4:]) < sum(long.losses[:4])                     # the longer run kept learning
+    with pytest.raises(ValueError, match="steps per epoch"):
+        train_together([small_trainer(digits, tmp_path / "a"), small_trainer(digits, tmp_path / "b", batch_size=8)])
+
+
 def test_checkpoints_at_configured_epochs(digits, tmp_path):
     trainer = small_trainer(digits, tmp_path, epochs=4, checkpoint_epochs=(1, 3))
     result = trainer.fit()

@@ -11,7 +11,7 @@ ORDER = [
     # Part 2
     "time_conditioned", "class_conditioned",
     # Evaluation
-    "classifier", "evaluation",
+    "classifier", "evaluation", "better_recipe",
     # Part 3
     "forward_process", "classical_vs_learned", "iterative_denoising", "cfg", "sdedit", "inpainting",
     "visual_anagrams", "hybrid_images",

@@ -7,23 +7,17 @@ Every variant is trained with the same budget and seed and judged by the same cl
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 
-import torch
-
 from experiments import figures
-from experiments.config import DiffusionConfig, _require, override, parse_assignments, validate
+from experiments.config import DiffusionConfig, _require
 from experiments.context import Context
-from experiments.errors import UserError
-from experiments.models.unet import UNet, count_parameters
-from experiments.objectives import diffusion_objective
+from experiments.models.unet import count_parameters
 from experiments.registry import Section, register
 from experiments.sections.beyond import judge, sample_ours
-from experiments.sections.common import COMPILE, DDPMConfig, diffusion_schedule, prepare_for_sampling, quick_ddpm
-from experiments.training import Trainer, train_together
-
-REFERENCE = "reference"
+from experiments.sections.common import DDPMConfig, prepare_for_sampling, quick_ddpm
+from experiments.sections.variants import REFERENCE, make_trainer, short, slug, variant_config
+from experiments.training import train_together
 LABELS = {                                 # switch -> what it changes, in words
     "unet.residual=true": "residual connections in the conv blocks",
     "unet.norm=group": "GroupNorm instead of BatchNorm",
@@ -54,16 +48,7 @@ class AblationConfig:
 
 def variant_configs(cfg: AblationConfig) -> list[tuple[str, DDPMConfig]]:
     """(variant, its full config) for each variant; a switch that changes nothing is an error."""
-    out = []
-    for variant in cfg.variants:
-        if variant == REFERENCE:
-            out.append((variant, cfg.base))
-            continue
-        changed = validate(override(cfg.base, parse_assignments(variant.split())))
-        if changed == cfg.base:
-            raise UserError(f"ablation variant {variant!r} changes nothing in the reference configuration")
-        out.append((variant, changed))
-    return out
+    return [(variant, variant_config(cfg.base, variant)) for variant in cfg.variants]
 
 
 def describe(variant: str) -> str:
@@ -72,27 +57,6 @@ def describe(variant: str) -> str:
     if variant.startswith("train.ema_decay="):
         return f"EMA of the weights (decay {variant.split('=', 1)[1]})"
     return " + ".join(LABELS.get(part, part) for part in variant.split())
-
-
-def short(variant: str) -> str:
-    """'unet.norm=group' -> 'norm=group': a row label for figures."""
-    return " ".join(part.split(".")[-1] for part in variant.split())
-
-
-def slug(variant: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_")
-
-
-def make_trainer(ctx: Context, variant: str, cfg: DDPMConfig) -> Trainer:
-    """One variant's trainer in its own work folder; every variant starts from the same RNG state."""
-    torch.manual_seed(ctx.seed)
-    model = UNet(cfg.unet)
-    sched = diffusion_schedule(cfg.diffusion, ctx.device)
-    split = ctx.train_split(cfg.data.train_images)
-    key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{dataclasses.asdict(cfg)}"
-    return Trainer(model, diffusion_objective(sched, cfg.diffusion, False), split, cfg.train, ctx.device,
-                   ctx.work_dir / slug(variant), description=f"ablation {variant}", config_key=key,
-                   show_progress=ctx.show_progress, compile=COMPILE)     # the time-conditioned fast path
 
 
 def run(ctx: Context) -> None:

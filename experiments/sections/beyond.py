@@ -44,12 +44,14 @@ def timed(fn: Callable[[], R], device: torch.device) -> tuple[R, float]:
 
 
 def sample_ours(ctx: Context, model: torch.nn.Module, dcfg, n: int, timesteps: list[int] | None = None,
-                step: StepFn | None = None, batch: int = 5000) -> torch.Tensor:
-    """n digits (n, 1, 28, 28) from our UNet with the shared loop (default: all T DDPM steps), in batches."""
+                step: StepFn | None = None, batch: int = 5000,
+                start_moments: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """n digits (n, 1, 28, 28) from our UNet with the shared loop (default: all T DDPM steps), in batches;
+    start_moments: begin from the moment-matched x_T instead of pure noise (see `matched_start`)."""
     out = []
     for i, start in enumerate(range(0, n, batch)):
         res = generate(ctx, model, dcfg, min(batch, n - start), timesteps=timesteps, step=step,
-                       seed_offset=SAMPLE_SEED_OFFSET + i)
+                       seed_offset=SAMPLE_SEED_OFFSET + i, start_moments=start_moments)
         out.append(res.x0)
     return torch.cat(out)
 

@@ -12,6 +12,7 @@ from experiments import checkpoints, figures
 from experiments.config import DataConfig, DiffusionConfig, TrainConfig, UNetConfig, _require
 from experiments.diffusion.sampling import SampleResult, ddpm_step_fn, guided_estimate, model_estimate, sample
 from experiments.context import Context
+from experiments.diffusion.process import matched_start
 from experiments.diffusion.schedule import make_schedule
 from experiments.models.inference import fast_inference_model
 from experiments.models.unet import UNet, count_parameters
@@ -96,18 +97,32 @@ def quick_ddpm(conditioning: str) -> DDPMConfig:
 
 def generate(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, n: int, *,
              labels: torch.Tensor | None = None, gamma: float | None = None, record_every: int = 0,
-             seed_offset: int = 0, timesteps: list[int] | None = None, step=None) -> SampleResult:
-    """Sample n digits from scratch (CFG when labels are given) with the one sampling loop."""
+             seed_offset: int = 0, timesteps: list[int] | None = None, step=None,
+             start_moments: tuple[torch.Tensor, torch.Tensor] | None = None,
+             interval: tuple[int, int] | None = None) -> SampleResult:
+    """Sample n digits from scratch (CFG when labels are given) with the one sampling loop.
+
+    start_moments: per-pixel (mean, var) of the training digits to start from the moment-matched
+    x_T (`matched_start`) instead of N(0, I); interval: guide only for lo <= t <= hi.
+    """
     sched = diffusion_schedule(dcfg, ctx.device)
     torch.manual_seed(ctx.seed + 1000 + seed_offset)          # graph-safe: the default generator
     x_T = torch.randn((n, 1, 28, 28), device=ctx.device)
+    if start_moments is not None:
+        x_T = matched_start(x_T, *start_moments, sched)
     if labels is not None:
         estimate = guided_estimate(model, sched, labels.to(ctx.device), dcfg.guidance if gamma is None else gamma,
-                                   dcfg.predict)
+                                   dcfg.predict, interval)
     else:
         estimate = model_estimate(model, sched, dcfg.predict)
     return sample(x_T, timesteps or list(range(dcfg.T - 1, -1, -1)), estimate, step or ddpm_step_fn(sched),
                   record_every=record_every, autocast=ctx.cuda, graphed=ctx.cuda)
+
+
+def data_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel mean and variance of (N, 1, 28, 28) digits: what `matched_start` needs."""
+    x = images.double()
+    return x.mean(0).float(), x.var(0, unbiased=False).float()
 
 
 def prepare_for_sampling(ctx: Context, model: torch.nn.Module) -> torch.nn.Module:

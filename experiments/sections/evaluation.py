@@ -70,16 +70,17 @@ class Judged:
 
 
 def draw(ctx: Context, ev: Evaluator, net: torch.nn.Module, dcfg: DiffusionConfig, n: int,
-         gamma: float | None) -> Judged:
-    """n digits in batches (balanced classes 0..9 when gamma is given), judged by the classifier."""
-    cfg: EvaluationConfig = ctx.cfg
-    batch, timesteps = cfg.batch, strided_timesteps(dcfg.T, cfg.stride)
+         gamma: float | None, batch: int, stride: int = 1, interval: tuple[int, int] | None = None) -> Judged:
+    """n digits in batches (balanced classes 0..9 when gamma is given), judged by the classifier.
+    Batch i always starts from the same noise (seed SEED_BASE + i), so sets are comparable."""
+    timesteps = strided_timesteps(dcfg.T, stride)
     t0 = time.perf_counter()
     chunks, labels = [], []
     for i, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
         y = torch.arange(start, start + m, device=ctx.device) % 10 if gamma is not None else None
-        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=SEED_BASE + i, timesteps=timesteps)
+        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=SEED_BASE + i, timesteps=timesteps,
+                          interval=interval)
         chunks.append(result.x0.clamp(0, 1))
         labels.append(y)
     images = torch.cat(chunks)
@@ -129,7 +130,7 @@ def run(ctx: Context) -> None:
     for epoch in t_epochs:
         final = epoch == t_epochs[-1]
         judged = draw(ctx, ev, load_net(ctx, TIME, epoch), t_dcfg, cfg.samples if final else cfg.checkpoint_samples,
-                      None)
+                      None, cfg.batch, cfg.stride)
         per_epoch[TIME][epoch] = judged.fid(ev, cfg.checkpoint_samples)
         if final:
             time_set = judged
@@ -137,14 +138,15 @@ def run(ctx: Context) -> None:
     # ---- class-conditioned: checkpoints at the headline gamma, then the sweep on the final weights ------
     c_dcfg, c_epochs = model_plan(ctx, CLASS)
     for epoch in c_epochs[:-1]:
-        judged = draw(ctx, ev, load_net(ctx, CLASS, epoch), c_dcfg, cfg.checkpoint_samples, cfg.gamma)
+        judged = draw(ctx, ev, load_net(ctx, CLASS, epoch), c_dcfg, cfg.checkpoint_samples, cfg.gamma, cfg.batch,
+                      cfg.stride)
         per_epoch[CLASS][epoch] = judged.fid(ev, cfg.checkpoint_samples)
         acc_per_epoch[epoch] = judged.accuracy(cfg.checkpoint_samples)
     final_net = load_net(ctx, CLASS, c_epochs[-1])
     sweep: dict[float, Judged] = {}
     for gamma in cfg.guidance_sweep:
         n = cfg.samples if gamma == cfg.gamma else cfg.sweep_samples
-        sweep[gamma] = draw(ctx, ev, final_net, c_dcfg, n, gamma)
+        sweep[gamma] = draw(ctx, ev, final_net, c_dcfg, n, gamma, cfg.batch, cfg.stride)
     class_set = sweep[cfg.gamma]
     per_epoch[CLASS][c_epochs[-1]] = class_set.fid(ev, cfg.checkpoint_samples)
     acc_per_epoch[c_epochs[-1]] = class_set.accuracy(cfg.checkpoint_samples)

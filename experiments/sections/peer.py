@@ -34,7 +34,7 @@ class PeerSectionConfig:
     peer: PeerConfig = field(default_factory=PeerConfig)
     # Adam 1e-3, batch 128, constant lr as in the reference; the step budget must equal ours
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr_final_ratio=1.0, checkpoint_epochs=()))
-    graph: bool = False               # capture the peer's training step in a CUDA graph (off: eager diffusers)
+    graph: bool = True                # capture the peer's training step in a CUDA graph (4.7x on an H200)
     spacing: str = "trailing"         # DDPMScheduler timestep_spacing for few-step sampling
     sweep_steps: tuple[int, ...] = (1, 2, 3, 4, 5, 50)          # the reference's inference-steps sweep
     sweep_spacings: tuple[str, ...] = ("trailing", "leading")   # peer spacings shown in the sweep
@@ -73,7 +73,8 @@ def train_peer(ctx: Context, cfg: PeerSectionConfig) -> PeerUNet:
     checkpoints.write_spec(ctx.work_dir, "peer", final_epoch=cfg.train.epochs, **peer_spec(cfg.peer))
     record_training(ctx, result, cfg.train, len(split), "diffusers UNet2DModel (peer)", model)
     net, _ = ctx.model(ctx.section.name)                 # the saved weights, eval mode, as others will load them
-    return net
+    # NHWC convs sample ~20% faster on the GPU (measured: 0.077 vs 0.097 s per step at batch 2,000)
+    return net.to(memory_format=torch.channels_last) if ctx.cuda else net
 
 
 def run(ctx: Context) -> None:
@@ -129,10 +130,12 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
     out.add_metric("fid_ours", fid_ours, f"FID of our model ({T_ours} DDPM steps)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
     out.add_metric("ours_sample_s", ours_s, f"Ours: time to sample {n:,} digits (s)", ".2f")
-    if ctx.cuda and not cfg.graph:
-        out.add_note("Speed is not a like-for-like comparison of the networks alone: our training step and sampling "
-                     "loop are compiled and captured in CUDA graphs, while the peer's diffusers model and scheduler "
-                     "run eagerly (bf16 autocast for both).")
+    if ctx.cuda:
+        out.add_note("Speed is not a like-for-like comparison of the networks alone. Both train with bf16 autocast "
+                     + ("and the whole step captured in one CUDA graph (ours also compiled); "
+                        if cfg.graph else "but only ours is compiled and captured in a CUDA graph; ")
+                     + "for sampling our loop is compiled and captured, while the peer runs diffusers' model and "
+                     "DDPMScheduler eagerly, as its pipeline does, at 1,000 steps against our 300.")
     out.add_note(f"The peer trains with a constant learning rate {cfg.train.lr:g} (lr_final_ratio "
                  f"{cfg.train.lr_final_ratio:g}), as in the reference; ours decays it per epoch.")
 
