@@ -19,9 +19,12 @@ GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set by scripts/gpu_full_run.sh: a c
 
 
 def git_commit() -> str:
-    """HEAD's short hash, with '+dirty' when tracked files differ; outside a checkout the commit named
-    in $FUNDIFF_GIT_COMMIT (a copy of the tree on a GPU machine), else 'unknown'."""
-    fallback = os.environ.get(GIT_COMMIT_ENV) or "unknown"
+    """The commit named in $FUNDIFF_GIT_COMMIT when set (a copy of the tree on a GPU machine, whose
+    .git, if any, is not the author's); else HEAD's short hash, with '+dirty' when tracked files
+    differ; 'unknown' outside a checkout."""
+    if os.environ.get(GIT_COMMIT_ENV):
+        return os.environ[GIT_COMMIT_ENV]
+    fallback = "unknown"
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=10)
