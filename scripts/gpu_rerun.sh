@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Rerun some sections in the full profile on a GPU machine that has the committed docs/results/ but
+# none of the checkpoints (they are never committed).
+# Usage (from the repo root, FUNDIFF_GIT_COMMIT set as for gpu_full_run.sh):
+#   scripts/gpu_rerun.sh "WEIGHTS..." "SECTIONS..." [BENCHMARK]
+# WEIGHTS: dependency sections whose weights the SECTIONS load. They are retrained with the same code,
+#   config and seed into a scratch results folder, so the committed results of the dependencies stay
+#   as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
+#   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
+#   first; the others train alongside the first of SECTIONS.
+# SECTIONS: run one after the other into docs/results; `DONE <name>` is logged after each.
+# BENCHMARK=1: then the speed benchmark (with the quality check) into docs/results/benchmark.json.
+set -uo pipefail
+weights=($1); sections=($2); bench=${3:-0}
+export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=1
+scratch=.work/scratch-results
+run() { python3 -m experiments run "$@" --profile full --device cuda --work-dir .work --no-progress; }
+stamp() { echo "$(date -u +%H:%M:%S) $*"; }
+
+stamp "START weights ${weights[*]}; sections ${sections[*]}"
+run "${weights[0]}" --out "$scratch" || exit 1
+others=("${weights[@]:1}")
+if ((${#others[@]})); then run "${others[@]}" --out "$scratch" > weights.log 2>&1 & fi
+for name in "${sections[@]}"; do
+  wait   # the retrained weights are ready before any section that may need them
+  run "$name" --out docs/results && stamp "DONE $name" || stamp "FAILED $name"
+done
+wait
+cat weights.log 2>/dev/null
+python3 - "$scratch" "${weights[@]}" <<'EOF'
+import json, sys
+scratch, names = sys.argv[1], sys.argv[2:]
+for name in names:
+    new = json.load(open(f"{scratch}/{name}/manifest.json"))["metrics"]
+    old = json.load(open(f"docs/results/{name}/manifest.json"))["metrics"]
+    for key in sorted(set(new) & set(old)):
+        a, b = old[key].get("value"), new[key].get("value")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            print(f"retrained {name}.{key}: committed {a:.6g} retrained {b:.6g}")
+EOF
+if [ "$bench" = 1 ]; then
+  python3 -m experiments.benchmark --device cuda --quality .work/full --out docs/results/benchmark.json \
+    --data-root "${FUNDIFF_DATA_ROOT:-}" && stamp "DONE benchmark" || stamp "FAILED benchmark"
+fi
+python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('docs/results'))"
+stamp "ALL DONE"
