@@ -7,7 +7,8 @@
 #   config and seed into a scratch results folder, so the committed results of the dependencies stay
 #   as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
 #   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
-#   first; the others train alongside the first of SECTIONS.
+#   first, then the others side by side. A section's plan checks the weights of its dependencies'
+#   dependencies too (e.g. better-recipe -> evaluation -> class-conditioned), so name those as well.
 # SECTIONS: run one after the other into docs/results; `DONE <name>` is logged after each.
 # BENCHMARK=1: then the speed benchmark (with the quality check) into docs/results/benchmark.json.
 set -uo pipefail
@@ -20,13 +21,13 @@ stamp() { echo "$(date -u +%H:%M:%S) $*"; }
 stamp "START weights ${weights[*]}; sections ${sections[*]}"
 run "${weights[0]}" --out "$scratch" || exit 1
 others=("${weights[@]:1}")
-if ((${#others[@]})); then run "${others[@]}" --out "$scratch" > weights.log 2>&1 & fi
+for name in "${others[@]}"; do run "$name" --out "$scratch" > "weights-$name.log" 2>&1 & done
 for name in "${sections[@]}"; do
   wait   # the retrained weights are ready before any section that may need them
   run "$name" --out docs/results && stamp "DONE $name" || stamp "FAILED $name"
 done
 wait
-cat weights.log 2>/dev/null
+cat weights-*.log 2>/dev/null
 python3 - "$scratch" "${weights[@]}" <<'EOF'
 import json, sys
 scratch, names = sys.argv[1], sys.argv[2:]
