@@ -74,7 +74,11 @@ def build_summary(results_root: Path) -> dict:
         # numbers of another profile (a stale quick run beside a full one) are not this run's numbers
         usable = manifest is not None and manifest.get("profile") == profile
         summary[key] = manifest["metrics"].get(metric, {}).get("value") if usable else None
-    summary["sources"] = {s: m.get("run_id") for s, m in manifests.items() if m.get("profile") == profile}
+    used = {s: m for s, m in manifests.items() if m.get("profile") == profile}
+    summary["sources"] = {s: m.get("run_id") for s, m in used.items()}
+    # a section rerun on its own may come from another device or commit than the provenance source
+    summary["devices"] = {s: m.get("device") for s, m in used.items()}
+    summary["commits"] = {s: m.get("git_commit") for s, m in used.items()}
     for key, value in _run_extra(results_root).items():
         if summary.get(key) is None:
             summary[key] = value

@@ -131,9 +131,11 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1) -> di
         manifest = load_manifest(opts.results_root, section.name)
         if manifest is not None:
             sections[section.name] = manifest["wall_s"]
+    # writeup_* keys: summary.json merges them beside the sections' own provenance, which a later
+    # rerun of one section may change; these say which whole run the wall time belongs to.
     record = {"writeup_wall_s": round(wall, 1), "writeup_jobs": jobs,
-              "device": provenance.device_name(resolve_device(opts.device)),
-              "profile": opts.profile, "git_commit": provenance.git_commit(), "finished_at": provenance.now_iso(),
+              "writeup_device": provenance.device_name(resolve_device(opts.device)), "profile": opts.profile,
+              "writeup_git_commit": provenance.git_commit(), "writeup_finished_at": provenance.now_iso(),
               "section_wall_s": sections, "failed": failed}
     write_json_atomic(opts.results_root / RUN_RECORD, record)
     try:  # refresh summary.json with the wall time (summary.py merges run.json)

@@ -29,10 +29,18 @@ HEADLINES = {
     "generated_samples": ("Generated digits behind each FID", ",d"),
     "fid_peer": ("FID, diffusers UNet2DModel peer", ".2f"),
     "fid_ddpm_300": ("FID, DDPM sampler (300 steps)", ".2f"),
-    "fid_ddim_50": ("FID, DDIM sampler (50 steps)", ".2f"),
+    "fid_ddpm_300_matched": ("FID, DDPM sampler (300 steps) from the moment-matched start", ".2f"),
+    "fid_ddim_50": ("FID, DDIM sampler (50 steps) from the moment-matched start", ".2f"),
+    "fid_ddim_50_from_noise": ("FID, DDIM sampler (50 steps) from pure noise", ".2f"),
+    "fid_class_conditioned_improved": ("FID, class-conditioned, better recipe (GroupNorm, EMA, 4x steps, "
+                                       "guidance in an interval of t)", ".2f"),
+    "class_accuracy_class_conditioned_improved": ("Better recipe: samples classified as the asked digit", "pct"),
+    "fid_ratio_class_conditioned_improved": ("Better recipe: FID in multiples of the floor", ".1f"),
     "train_images": ("Training digits", ",d"),
     "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
 }
+# run.json's details of the whole-writeup run: folded into the wall-time row, not rows of their own
+WRITEUP_DETAILS = ("writeup_jobs", "writeup_device", "writeup_git_commit", "writeup_finished_at", "finished_at")
 PROVENANCE = {"profile": ("profile", "s"), "device": ("device", "s"), "git_commit": ("commit", "s")}
 BENCHMARKS = {
     "device": ("Device", "s"),
@@ -87,6 +95,31 @@ def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
         at_once = f", {jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else ""
         out.append({"what": "the whole full-profile writeup in under 5 minutes", "ok": summary["writeup_wall_s"] < 300,
                     "measured": f"{summary['writeup_wall_s']:.0f} s{at_once}"})
+    return out
+
+
+def headline_rows(summary: dict | None) -> list[Row]:
+    """The summary's numbers; the whole-writeup wall time says which run (commit, device, jobs) it was."""
+    rows = labelled(summary, HEADLINES, skip=tuple(PROVENANCE) + WRITEUP_DETAILS + ("profile",))
+    if not summary or not summary.get("writeup_git_commit"):
+        return rows
+    jobs = summary.get("writeup_jobs")
+    detail = ", ".join(str(v) for v in (summary.get("writeup_device"), f"commit {summary['writeup_git_commit']}",
+                                        f"{jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else None)
+                       if v)
+    label = HEADLINES["writeup_wall_s"][0]
+    return [Row(r.label, f"{r.value} ({detail})") if r.label == label else r for r in rows]
+
+
+def provenance_exceptions(summary: dict | None) -> list[str]:
+    """Sections whose device or commit differ from the summary's provenance line, e.g. 'peer (commit abc)'."""
+    out = []
+    for section, device in sorted(((summary or {}).get("devices") or {}).items()):
+        commit = (summary.get("commits") or {}).get(section)
+        differ = ([device] if device and device != summary.get("device") else []) + \
+                 ([f"commit {commit}"] if commit and commit != summary.get("git_commit") else [])
+        if differ:
+            out.append(f"{section} ({', '.join(differ)})")
     return out
 
 
@@ -196,8 +229,9 @@ class Pages:
                           "base": f"results/{s.name}/", "status": self.status[s.name]})
         by_part = {part: [c for c in cards if c["section"].part == part] for part in registry.PARTS}
         summary = self.results.summary
-        return {"headline": labelled(summary, HEADLINES, skip=tuple(PROVENANCE)),
+        return {"headline": headline_rows(summary),
                 "provenance": labelled({k: v for k, v in (summary or {}).items() if k in PROVENANCE}, PROVENANCE),
+                "provenance_exceptions": provenance_exceptions(summary),
                 "by_part": {p: cs for p, cs in by_part.items() if cs}}
 
     def reproduce_rows(self) -> list[dict]:

@@ -54,7 +54,10 @@ def fmt_duration(seconds: float) -> str:
 
 def cell(value: Any) -> str:
     """A Markdown table cell: numbers compact, pipes escaped, one line."""
-    text = fmt_value(value, ".5g") if isinstance(value, float) else fmt_value(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = f"{value:,}"                           # counts in full (37,520 steps, not 3.752e+04)
+    else:
+        text = fmt_value(value, ".5g") if isinstance(value, float) else fmt_value(value)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 

@@ -148,6 +148,22 @@ def test_summary_nulls_for_missing_or_other_profile_and_merges_run_json(tmp_path
     assert summary["fid_time_conditioned"] is None and summary["train_images"] is None
     assert summary["writeup_wall_s"] == 12.5 and summary["fid_peer"] == 2.0
     assert set(SUMMARY_TYPES) <= set(summary)
+    # the per-section provenance names only sections of the summary's profile
+    assert summary["devices"] == {"evaluation": "CPU"} and summary["commits"] == {"evaluation": "abc"}
+
+
+def test_index_names_sections_from_another_device_or_commit_and_the_writeup_run():
+    from generator.pages import HEADLINES, headline_rows, provenance_exceptions
+
+    summary = {"device": "H200", "git_commit": "abc", "writeup_wall_s": 90.0, "writeup_git_commit": "old",
+               "writeup_device": "H200", "writeup_jobs": 4, "writeup_finished_at": "2026-01-01T00:00:00Z",
+               "devices": {"evaluation": "H200", "peer": "H200", "better-recipe": "H100"},
+               "commits": {"evaluation": "abc", "peer": "old", "better-recipe": "abc"}}
+    assert provenance_exceptions(summary) == ["better-recipe (H100)", "peer (commit old)"]
+    rows = {r.label: r.value for r in headline_rows(summary)}
+    assert rows[HEADLINES["writeup_wall_s"][0]].endswith("(H200, commit old, 4 sections at a time)")
+    assert not any(k.startswith("writeup_") for k in rows)       # details fold into the wall-time row
+    assert provenance_exceptions({"device": "H200", "git_commit": "abc"}) == []
 
 
 def test_summary_rejects_a_broken_run_json(tmp_path):

@@ -11,7 +11,7 @@ from experiments.errors import UserError
 from generator import checks, lock, staleness
 from generator.inputs import load_results
 from generator.pages import figure_blocks, hero_figure, labelled, link, HEADLINES
-from generator.render import Metric, Renderer, fmt_duration, fmt_value
+from generator.render import Metric, Renderer, cell, fmt_duration, fmt_value
 
 
 def test_number_formats():
@@ -23,6 +23,8 @@ def test_number_formats():
     assert fmt_value("A100", ".2f") == "A100"
     assert str(Metric(0.5, "loss", ".3f")) == "0.500"
     assert [fmt_duration(s) for s in (3.21, 184, 7300)] == ["3.2 s", "3 min 04 s", "2 h 01 min"]
+    # table cells: counts in full, floats compact, pipes escaped
+    assert [cell(37520), cell(20), cell(0.0210301), cell(True), cell("a|b")] == ["37,520", "20", "0.02103", "True", "a\\|b"]
 
 
 def test_strict_undefined_is_one_line_error_naming_template_and_line(tmp_path):
