@@ -93,6 +93,8 @@ def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
     if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
         jobs = summary.get("writeup_jobs")
         at_once = f", {jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else ""
+        if summary.get("writeup_git_commit"):
+            at_once += f", commit {summary['writeup_git_commit']}"
         out.append({"what": "the whole full-profile writeup in under 5 minutes", "ok": summary["writeup_wall_s"] < 300,
                     "measured": f"{summary['writeup_wall_s']:.0f} s{at_once}"})
     return out

@@ -164,6 +164,10 @@ def test_index_names_sections_from_another_device_or_commit_and_the_writeup_run(
     assert rows[HEADLINES["writeup_wall_s"][0]].endswith("(H200, commit old, 4 sections at a time)")
     assert not any(k.startswith("writeup_") for k in rows)       # details fold into the wall-time row
     assert provenance_exceptions({"device": "H200", "git_commit": "abc"}) == []
+    from generator.pages import targets_of
+
+    [writeup] = targets_of(None, summary)
+    assert writeup["ok"] and writeup["measured"] == "90 s, 4 sections at a time, commit old"
 
 
 def test_summary_rejects_a_broken_run_json(tmp_path):
