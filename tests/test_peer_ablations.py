@@ -111,6 +111,26 @@ def test_peer_objective_and_sampler():
         peer_sample(net, TINY, 2, 51, "trailing", torch.device("cpu"), seed=1)
 
 
+def test_bf16_peer_wrapper_matches_the_peer(monkeypatch):
+    """The GPU sampling wrapper: the scheduler's 0-dim CPU timestep becomes a (B,) tensor, bf16 in,
+    float32 out, the same eps as the fp32 peer up to bf16 rounding (the compiler is tested on the GPU;
+    here torch.compile is the identity)."""
+    from experiments.sections.peer import Bf16Peer
+
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module)
+    torch.manual_seed(0)
+    net = PeerUNet(TINY).eval()
+    x, t = torch.randn(3, 1, 32, 32), torch.tensor(7)
+    with torch.no_grad():
+        want = net(x, t)
+        got = Bf16Peer(PeerUNet(TINY).eval().requires_grad_(False))
+        got.net.load_state_dict({k: v.to(torch.bfloat16) for k, v in net.state_dict().items()})
+        eps = got(x, t)
+    assert eps.dtype == torch.float32 and eps.shape == want.shape
+    assert (eps - want).abs().max() < 0.05 * want.abs().max()
+    assert not torch.equal(eps, want)                  # it did run in bf16
+
+
 # ---- timesteps and DDIM --------------------------------------------------------------------------
 
 def test_spaced_timesteps():
