@@ -152,6 +152,6 @@ def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_g
                          keep_going=keep_going, jobs=jobs)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
-    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['device']} ({jobs} at a time)")
+    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({jobs} at a time)")
     if pack_to:
         click.echo(f"packed {pack(out, pack_to)}")

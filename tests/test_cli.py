@@ -156,6 +156,20 @@ def test_writeup_jobs_must_be_positive(previous, capsys):
     assert code == 2 and "--jobs" in err
 
 
+def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monkeypatch, capsys):
+    """The CLI's closing line reads the keys of a real run.json (the quick run's), not a stale layout."""
+    import json
+
+    import experiments.writeup
+
+    record = json.loads((quick_run.results / "run.json").read_text())
+    monkeypatch.setattr(experiments.writeup, "run_writeup", lambda *args, **kwargs: record)
+    code, out, err = call(["writeup", "--profile", "quick", "--out", str(tmp_path / "results"),
+                           "--work-dir", str(tmp_path / "work")], capsys)
+    assert code == 0 and err == ""
+    assert out.strip() == f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} (1 at a time)"
+
+
 def test_parallel_writeup_runs_the_longest_chain_first():
     """Ready sections start longest-remaining-chain first (wall times of the previous run)."""
     from experiments import registry
