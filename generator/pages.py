@@ -91,33 +91,37 @@ def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
         out.append({"what": "1,000 CFG samples over 300 steps in under 1 s", "ok": benchmark["sample_1000_cfg_s"] < 1,
                     "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
     if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
-        jobs = summary.get("writeup_jobs")
-        at_once = f", {jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else ""
-        if summary.get("writeup_git_commit"):
-            at_once += f", commit {summary['writeup_git_commit']}"
+        run = writeup_run(summary)
+        measured = ", ".join(v for v in (f"{summary['writeup_wall_s']:.0f} s", run["at_once"], run["commit"]) if v)
         out.append({"what": "the whole full-profile writeup in under 5 minutes", "ok": summary["writeup_wall_s"] < 300,
-                    "measured": f"{summary['writeup_wall_s']:.0f} s{at_once}"})
+                    "measured": measured})
     return out
 
 
+def writeup_run(summary: dict) -> dict[str, str | None]:
+    """Which whole-writeup run the wall time belongs to, as phrases (None where run.json does not say)."""
+    jobs, commit = summary.get("writeup_jobs"), summary.get("writeup_git_commit")
+    return {"device": summary.get("writeup_device"), "commit": f"commit {commit}" if commit else None,
+            "at_once": f"{jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else None}
+
+
 def headline_rows(summary: dict | None) -> list[Row]:
-    """The summary's numbers; the whole-writeup wall time says which run (commit, device, jobs) it was."""
+    """The summary's numbers; the whole-writeup wall time says which run (device, commit, jobs) it was."""
     rows = labelled(summary, HEADLINES, skip=tuple(PROVENANCE) + WRITEUP_DETAILS + ("profile",))
     if not summary or not summary.get("writeup_git_commit"):
         return rows
-    jobs = summary.get("writeup_jobs")
-    detail = ", ".join(str(v) for v in (summary.get("writeup_device"), f"commit {summary['writeup_git_commit']}",
-                                        f"{jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else None)
-                       if v)
+    run = writeup_run(summary)
+    detail = ", ".join(v for v in (run["device"], run["commit"], run["at_once"]) if v)
     label = HEADLINES["writeup_wall_s"][0]
     return [Row(r.label, f"{r.value} ({detail})") if r.label == label else r for r in rows]
 
 
 def provenance_exceptions(summary: dict | None) -> list[str]:
     """Sections whose device or commit differ from the summary's provenance line, e.g. 'peer (commit abc)'."""
-    out = []
-    for section, device in sorted(((summary or {}).get("devices") or {}).items()):
-        commit = (summary.get("commits") or {}).get(section)
+    summary = summary or {}
+    commits, out = summary.get("commits") or {}, []
+    for section, device in sorted((summary.get("devices") or {}).items()):
+        commit = commits.get(section)
         differ = ([device] if device and device != summary.get("device") else []) + \
                  ([f"commit {commit}"] if commit and commit != summary.get("git_commit") else [])
         if differ:

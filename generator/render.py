@@ -54,10 +54,12 @@ def fmt_duration(seconds: float) -> str:
 
 def cell(value: Any) -> str:
     """A Markdown table cell: numbers compact, pipes escaped, one line."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = f"{value:,}"                           # counts in full (37,520 steps, not 3.752e+04)
+    if isinstance(value, float):
+        text = fmt_value(value, ".5g")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = fmt_value(value, ",d")                 # counts in full (37,520 steps, not 3.752e+04)
     else:
-        text = fmt_value(value, ".5g") if isinstance(value, float) else fmt_value(value)
+        text = fmt_value(value)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 

@@ -2,17 +2,17 @@
 # Rerun some sections in the full profile on a GPU machine that has the committed docs/results/ but
 # none of the checkpoints (they are never committed).
 # Usage (from the repo root, FUNDIFF_GIT_COMMIT set as for gpu_full_run.sh):
-#   scripts/gpu_rerun.sh "WEIGHTS..." "SECTIONS..." [BENCHMARK]
+#   scripts/gpu_rerun.sh "WEIGHTS..." "SECTIONS..."
 # WEIGHTS: dependency sections whose weights the SECTIONS load. They are retrained with the same code,
 #   config and seed into a scratch results folder, so the committed results of the dependencies stay
 #   as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
 #   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
 #   first, then the others side by side. A section's plan checks the weights of its dependencies'
 #   dependencies too (e.g. better-recipe -> evaluation -> class-conditioned), so name those as well.
-# SECTIONS: run one after the other into docs/results; `DONE <name>` is logged after each.
-# BENCHMARK=1: then the speed benchmark (with the quality check) into docs/results/benchmark.json.
+# SECTIONS: run one after the other into docs/results (each run also rewrites summary.json);
+#   `DONE <name>` is logged after each. The benchmark is its own command (see gpu_full_run.sh).
 set -uo pipefail
-weights=($1); sections=($2); bench=${3:-0}
+weights=($1); sections=($2)
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=1
 scratch=.work/scratch-results
 run() { python3 -m experiments run "$@" --profile full --device cuda --work-dir .work --no-progress; }
@@ -22,11 +22,10 @@ stamp "START weights ${weights[*]}; sections ${sections[*]}"
 run "${weights[0]}" --out "$scratch" || exit 1
 others=("${weights[@]:1}")
 for name in "${others[@]}"; do run "$name" --out "$scratch" > "weights-$name.log" 2>&1 & done
+wait   # the retrained weights are ready before any section that may need them
 for name in "${sections[@]}"; do
-  wait   # the retrained weights are ready before any section that may need them
   run "$name" --out docs/results && stamp "DONE $name" || stamp "FAILED $name"
 done
-wait
 cat weights-*.log 2>/dev/null
 python3 - "$scratch" "${weights[@]}" <<'EOF'
 import json, sys
@@ -39,9 +38,4 @@ for name in names:
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             print(f"retrained {name}.{key}: committed {a:.6g} retrained {b:.6g}")
 EOF
-if [ "$bench" = 1 ]; then
-  python3 -m experiments.benchmark --device cuda --quality .work/full --out docs/results/benchmark.json \
-    --data-root "${FUNDIFF_DATA_ROOT:-}" && stamp "DONE benchmark" || stamp "FAILED benchmark"
-fi
-python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('docs/results'))"
 stamp "ALL DONE"
