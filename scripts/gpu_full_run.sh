@@ -5,13 +5,19 @@
 # A copy of the tree has no .git: FUNDIFF_GIT_COMMIT names the commit that runs (provenance).
 # JOBS sections run side by side on the one GPU (default 4); the benchmark runs alone afterwards,
 # so its timings are not shared with anything else.
+# Results go to .work/results (git-ignored), never to docs/results: the device tool copies the
+# tracked files of the working tree again at every call, so a run that outlasts one call and
+# writes into docs/results has its new manifests overwritten by the committed ones. Unpack the
+# tarball over docs/ here to commit.
 set -uo pipefail
 out=${1:-results.tar.gz}
 jobs=${2:-4}
+results=.work/results
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=${FUNDIFF_NO_PROGRESS:-1}
-python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out docs/results \
+mkdir -p "$results"
+python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out "$results" \
   --work-dir .work
-python3 -m experiments.benchmark --device cuda --quality .work/full --out docs/results/benchmark.json \
+python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
   --data-root "${FUNDIFF_DATA_ROOT:-}"
-python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('docs/results'))"
-python3 -c "from experiments.writeup import pack; from pathlib import Path; print(pack(Path('docs/results'), Path('$out')))"
+python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('$results'))"
+python3 -c "from experiments.writeup import pack; from pathlib import Path; print(pack(Path('$results'), Path('$out')))"

@@ -9,12 +9,17 @@
 #   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
 #   first, then the others side by side. A section's plan checks the weights of its dependencies'
 #   dependencies too (e.g. better-recipe -> evaluation -> class-conditioned), so name those as well.
-# SECTIONS: run one after the other into docs/results (each run also rewrites summary.json);
-#   `DONE <name>` is logged after each. The benchmark is its own command (see gpu_full_run.sh).
+# SECTIONS: run one after the other into .work/results, a copy of docs/results made at the start
+#   (each run also rewrites summary.json); `DONE <name>` is logged after each. Pack .work/results to
+#   bring them back: the device tool copies tracked files again at every call, so docs/results
+#   itself would be reset under a run that spans calls. The benchmark is its own command (see
+#   gpu_full_run.sh).
 set -uo pipefail
 weights=($1); sections=($2)
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=1
 scratch=.work/scratch-results
+results=.work/results
+[ -d "$results" ] || { mkdir -p .work && cp -r docs/results "$results"; }
 run() { python3 -m experiments run "$@" --profile full --device cuda --work-dir .work --no-progress; }
 stamp() { echo "$(date -u +%H:%M:%S) $*"; }
 
@@ -24,7 +29,7 @@ others=("${weights[@]:1}")
 for name in "${others[@]}"; do run "$name" --out "$scratch" > "weights-$name.log" 2>&1 & done
 wait   # the retrained weights are ready before any section that may need them
 for name in "${sections[@]}"; do
-  run "$name" --out docs/results && stamp "DONE $name" || stamp "FAILED $name"
+  run "$name" --out "$results" && stamp "DONE $name" || stamp "FAILED $name"
 done
 cat weights-*.log 2>/dev/null
 python3 - "$scratch" "${weights[@]}" <<'EOF'
@@ -32,7 +37,7 @@ import json, sys
 scratch, names = sys.argv[1], sys.argv[2:]
 for name in names:
     new = json.load(open(f"{scratch}/{name}/manifest.json"))["metrics"]
-    old = json.load(open(f"docs/results/{name}/manifest.json"))["metrics"]
+    old = json.load(open(f"docs/results/{name}/manifest.json"))["metrics"]   # the committed ones
     for key in sorted(set(new) & set(old)):
         a, b = old[key].get("value"), new[key].get("value")
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
