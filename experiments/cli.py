@@ -142,16 +142,19 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--keep-going", is_flag=True, help="On a failure, go on with the sections that do not depend on it.")
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 16),
               help="Sections run side by side (worker processes sharing the device); 1 = one after another.")
+@click.option("--skip", "skip", multiple=True, metavar="SECTION",
+              help="Leave a section (and its dependants) out, e.g. to split the writeup over two GPU runs.")
 @click.option("--no-progress", is_flag=True)
-def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, no_progress) -> None:
+def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, no_progress) -> None:
     """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
     from experiments.writeup import pack, run_writeup
 
     record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
                                     data_root=data_root, seed=seed, show_progress=not no_progress and jobs == 1),
-                         keep_going=keep_going, jobs=jobs)
+                         keep_going=keep_going, jobs=jobs, skip=skip)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
-    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({jobs} at a time)")
+    left_out = f"; skipped {', '.join(record['writeup_skipped'])}" if record["writeup_skipped"] else ""
+    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({jobs} at a time{left_out})")
     if pack_to:
         click.echo(f"packed {pack(out, pack_to)}")

@@ -9,6 +9,10 @@ With `jobs > 1` independent sections run at the same time, each in its own proce
 shared: most sections leave it idle between small kernels, so they overlap well). A section starts
 once its dependencies are done; among the ready ones the longest remaining chain goes first,
 estimated from the previous run's wall times in run.json.
+
+`skip` leaves sections (and whatever depends on them) out, e.g. to split a writeup that outlasts
+one GPU lease into two runs; run.json then lists them under `writeup_skipped`, and the wall time
+is labelled as that of a partial writeup.
 """
 from __future__ import annotations
 
@@ -66,9 +70,18 @@ def _previous_walls(results_root: Path) -> dict[str, float]:
         return {}
 
 
-def run_parallel(opts: RunOptions, jobs: int, keep_going: bool) -> dict[str, str]:
-    """Every section, up to `jobs` at a time in worker processes; returns {failed section: why}."""
-    _, sections, _ = prepare(["all"], opts)
+def skipped_sections(names: tuple[str, ...] | list[str]) -> list[str]:
+    """The named sections and, transitively, every section that depends on one (registry order)."""
+    skipped = {registry.get(name).name for name in names}    # unknown names: UserError, closest match
+    for section in registry.all_sections():                 # dependency order: one pass is transitive
+        if any(dep in skipped for dep in section.depends_on):
+            skipped.add(section.name)
+    return [s.name for s in registry.all_sections() if s.name in skipped]
+
+
+def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every section but `skip`, up to `jobs` at a time in worker processes; returns {failed section: why}."""
+    _, sections, _ = prepare([s.name for s in registry.all_sections() if s.name not in skip], opts)
     lengths = _chain_lengths(sections, _previous_walls(opts.results_root))
     pending = sorted(sections, key=lambda s: -lengths[s.name])
     done: set[str] = set()
@@ -105,15 +118,18 @@ def run_parallel(opts: RunOptions, jobs: int, keep_going: bool) -> dict[str, str
     return failed
 
 
-def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1) -> dict:
+def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip: tuple[str, ...] = ()) -> dict:
     """Every section in dependency order; with keep_going a failure skips only its dependants;
-    with jobs > 1 independent sections run side by side in worker processes."""
+    with jobs > 1 independent sections run side by side in worker processes; `skip` (names) and
+    their dependants are left out."""
+    skipped = skipped_sections(skip)
+    wanted = [s for s in registry.all_sections() if s.name not in skipped]
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     if jobs > 1:
-        failed = run_parallel(opts, jobs, keep_going)
+        failed = run_parallel(opts, jobs, keep_going, tuple(skipped))
     elif keep_going:
-        for section in registry.all_sections():
+        for section in wanted:
             blocked = [d for d in section.depends_on if d in failed]
             if blocked:
                 failed[section.name] = f"skipped: {', '.join(blocked)} failed"
@@ -124,7 +140,7 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1) -> di
                 failed[section.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 print(f"FAILED {section.name}: {failed[section.name]}", flush=True)
     else:
-        run(["all"], opts)
+        run([s.name for s in wanted], opts)
     wall = time.perf_counter() - t0
     sections = {}
     for section in registry.all_sections():
@@ -136,7 +152,7 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1) -> di
     record = {"writeup_wall_s": round(wall, 1), "writeup_jobs": jobs,
               "writeup_device": provenance.device_name(resolve_device(opts.device)), "profile": opts.profile,
               "writeup_git_commit": provenance.git_commit(), "writeup_finished_at": provenance.now_iso(),
-              "section_wall_s": sections, "failed": failed}
+              "section_wall_s": sections, "failed": failed, "writeup_skipped": skipped}
     write_json_atomic(opts.results_root / RUN_RECORD, record)
     try:  # refresh summary.json with the wall time (summary.py merges run.json)
         from experiments.summary import write_summary

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The full-profile writeup and the benchmark on one GPU, then the results packed to commit.
 # Usage (on the GPU machine, from the repo root):
-#   FUNDIFF_GIT_COMMIT=<commit> scripts/gpu_full_run.sh OUT_TARBALL [JOBS]
+#   FUNDIFF_GIT_COMMIT=<commit> [SKIP="sections"] [KEEP_WEIGHTS="sections"] scripts/gpu_full_run.sh OUT_TARBALL [JOBS]
 # A copy of the tree has no .git: FUNDIFF_GIT_COMMIT names the commit that runs (provenance).
+# A full writeup outlasts one 30-minute GPU lease, so it can be split: SKIP leaves sections (and their
+# dependants) to a second lease, and KEEP_WEIGHTS packs the final weights of the sections that the
+# second lease loads (e.g. classifier, about 2 MB) into OUT_TARBALL's folder as weights.tar.gz.
+# Unpack that under .work/full/ here and carry it to the second lease (scripts/gpu_rerun.sh "" "SKIPPED"):
+# the same weight files, so the results stay consistent with the first lease's.
 # JOBS sections run side by side on the one GPU (default 4); the benchmark runs alone afterwards,
 # so its timings are not shared with anything else.
 # Results go to .work/results (git-ignored), never to docs/results: the device tool copies the
@@ -15,8 +20,16 @@ jobs=${2:-4}
 results=.work/results
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=${FUNDIFF_NO_PROGRESS:-1}
 mkdir -p "$results"
+skip_args=(); for name in ${SKIP:-}; do skip_args+=(--skip "$name"); done
 python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out "$results" \
-  --work-dir .work
+  --work-dir .work "${skip_args[@]}"
+if [ -n "${KEEP_WEIGHTS:-}" ]; then
+  files=(); for name in $KEEP_WEIGHTS; do
+    final=$(python3 -c "import json; print(json.load(open('.work/full/$name/model.json'))['final_epoch'])")
+    files+=("$name/model.json" "$name/$(printf 'epoch_%03d.pt' "$final")")
+  done
+  tar czf "$(dirname "$out")/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
+fi
 python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
   --data-root "${FUNDIFF_DATA_ROOT:-}"
 python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('$results'))"

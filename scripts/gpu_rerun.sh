@@ -3,7 +3,8 @@
 # none of the checkpoints (they are never committed).
 # Usage (from the repo root, FUNDIFF_GIT_COMMIT set as for gpu_full_run.sh):
 #   scripts/gpu_rerun.sh "WEIGHTS..." "SECTIONS..."
-# WEIGHTS: dependency sections whose weights the SECTIONS load. They are retrained with the same code,
+# WEIGHTS: dependency sections whose weights the SECTIONS load ("" when they were carried in under
+#   .work/full/, e.g. from gpu_full_run.sh's KEEP_WEIGHTS: then the results stay consistent). They are retrained with the same code,
 #   config and seed into a scratch results folder, so the committed results of the dependencies stay
 #   as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
 #   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
@@ -24,10 +25,12 @@ run() { python3 -m experiments run "$@" --profile full --device cuda --work-dir 
 stamp() { echo "$(date -u +%H:%M:%S) $*"; }
 
 stamp "START weights ${weights[*]}; sections ${sections[*]}"
-run "${weights[0]}" --out "$scratch" || exit 1
-others=("${weights[@]:1}")
-for name in "${others[@]}"; do run "$name" --out "$scratch" > "weights-$name.log" 2>&1 & done
-wait   # the retrained weights are ready before any section that may need them
+if [ ${#weights[@]} -gt 0 ]; then   # none: the weights were carried in (see gpu_full_run.sh KEEP_WEIGHTS)
+  run "${weights[0]}" --out "$scratch" || exit 1
+  others=("${weights[@]:1}")
+  for name in "${others[@]}"; do run "$name" --out "$scratch" > "weights-$name.log" 2>&1 & done
+  wait   # the retrained weights are ready before any section that may need them
+fi
 for name in "${sections[@]}"; do
   run "$name" --out "$results" && stamp "DONE $name" || stamp "FAILED $name"
 done

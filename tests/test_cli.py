@@ -170,6 +170,31 @@ def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monke
     assert out.strip() == f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} (1 at a time)"
 
 
+def test_writeup_skip_leaves_out_the_sections_and_their_dependants(tmp_path, monkeypatch, capsys):
+    import json
+
+    import experiments.writeup
+    from experiments.errors import UserError
+    from experiments.writeup import skipped_sections
+
+    assert skipped_sections(["better-recipe"]) == ["better-recipe"]
+    assert skipped_sections(["evaluation"]) == ["evaluation", "better-recipe"]     # its dependant goes too
+    with pytest.raises(UserError, match="better-recipe"):
+        skipped_sections(["better-recipes"])
+    asked = []
+    monkeypatch.setattr(experiments.writeup, "run", lambda names, opts: asked.extend(names))
+    code, out, err = call(["writeup", "--profile", "quick", "--skip", "evaluation", "--out", str(tmp_path / "r"),
+                           "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 0, err
+    assert "evaluation" not in asked and "better-recipe" not in asked and "classifier" in asked
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["writeup_skipped"] == ["evaluation", "better-recipe"]
+    assert out.strip().endswith("(1 at a time; skipped evaluation, better-recipe)")
+    code, _, err = call(["writeup", "--profile", "quick", "--skip", "nope", "--out", str(tmp_path / "r"),
+                         "--work-dir", str(tmp_path / "w")], capsys)
+    assert code != 0 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
 def test_parallel_writeup_runs_the_longest_chain_first():
     """Ready sections start longest-remaining-chain first (wall times of the previous run)."""
     from experiments import registry

@@ -168,6 +168,11 @@ def test_index_names_sections_from_another_device_or_commit_and_the_writeup_run(
 
     [writeup] = targets_of(None, summary)
     assert writeup["ok"] and writeup["measured"] == "90 s, 4 sections at a time, commit old"
+    partial = summary | {"writeup_skipped": ["better-recipe"]}     # a partial run never meets the target
+    [writeup] = targets_of(None, partial)
+    assert not writeup["ok"] and writeup["measured"] == "90 s, without better-recipe, 4 sections at a time, commit old"
+    rows = {r.label: r.value for r in headline_rows(partial)}
+    assert rows[HEADLINES["writeup_wall_s"][0]].endswith("4 sections at a time, without better-recipe)")
 
 
 def test_summary_rejects_a_broken_run_json(tmp_path):
