@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full-profile writeup and the benchmark on one GPU, then the results packed to commit.
 # Usage (on the GPU machine, from the repo root):
-#   FUNDIFF_GIT_COMMIT=<commit> [SKIP="sections"] [KEEP_WEIGHTS="sections"] scripts/gpu_full_run.sh OUT_TARBALL [JOBS]
+#   FUNDIFF_GIT_COMMIT=<commit> [SKIP="sections"] [KEEP_WEIGHTS="sections"] [BENCHMARK=0] \
+#     scripts/gpu_full_run.sh OUT_TARBALL [JOBS]
 # A copy of the tree has no .git: FUNDIFF_GIT_COMMIT names the commit that runs (provenance).
 # A full writeup outlasts one 30-minute GPU lease, so it can be split: SKIP leaves sections (and their
 # dependants) to a second lease, and KEEP_WEIGHTS packs the final weights of the sections that the
@@ -30,7 +31,9 @@ if [ -n "${KEEP_WEIGHTS:-}" ]; then
   done
   tar czf "$(dirname "$out")/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
 fi
-python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
-  --data-root "${FUNDIFF_DATA_ROOT:-}"
+if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second lease (it needs the classifier)
+  python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
+    --data-root "${FUNDIFF_DATA_ROOT:-}"
+fi
 python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('$results'))"
 python3 -c "from experiments.writeup import pack; from pathlib import Path; print(pack(Path('$results'), Path('$out')))"
