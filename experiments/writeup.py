@@ -22,6 +22,7 @@ import tarfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Iterable
 
 from experiments import provenance, registry
 from experiments.results import load_manifest, write_json_atomic
@@ -70,18 +71,24 @@ def _previous_walls(results_root: Path) -> dict[str, float]:
         return {}
 
 
-def skipped_sections(names: tuple[str, ...] | list[str]) -> list[str]:
-    """The named sections and, transitively, every section that depends on one (registry order)."""
-    skipped = {registry.get(name).name for name in names}    # unknown names: UserError, closest match
+def with_dependants(names: Iterable[str]) -> list[str]:
+    """Registered section names and, transitively, every section that depends on one (registry order).
+    (Here rather than in the registry: editing a core module would mark every committed result stale.)"""
+    chosen = set(names)
     for section in registry.all_sections():                 # dependency order: one pass is transitive
-        if any(dep in skipped for dep in section.depends_on):
-            skipped.add(section.name)
-    return [s.name for s in registry.all_sections() if s.name in skipped]
+        if any(dep in chosen for dep in section.depends_on):
+            chosen.add(section.name)
+    return [s.name for s in registry.all_sections() if s.name in chosen]
 
 
-def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """Every section but `skip`, up to `jobs` at a time in worker processes; returns {failed section: why}."""
-    _, sections, _ = prepare([s.name for s in registry.all_sections() if s.name not in skip], opts)
+def skipped_sections(names: Iterable[str]) -> list[str]:
+    """The named sections and everything that depends on one; unknown names: UserError, closest match."""
+    return with_dependants(registry.get(name).name for name in names)
+
+
+def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, names: list[str]) -> dict[str, str]:
+    """The named sections, up to `jobs` at a time in worker processes; returns {failed section: why}."""
+    _, sections, _ = prepare(names, opts)
     lengths = _chain_lengths(sections, _previous_walls(opts.results_root))
     pending = sorted(sections, key=lambda s: -lengths[s.name])
     done: set[str] = set()
@@ -127,7 +134,7 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip:
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     if jobs > 1:
-        failed = run_parallel(opts, jobs, keep_going, tuple(skipped))
+        failed = run_parallel(opts, jobs, keep_going, [s.name for s in wanted])
     elif keep_going:
         for section in wanted:
             blocked = [d for d in section.depends_on if d in failed]

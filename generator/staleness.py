@@ -12,6 +12,7 @@ from experiments import provenance, registry
 from experiments.config import config_hash
 from experiments.errors import UserError
 from experiments.runner import section_config
+from experiments.writeup import with_dependants
 
 FRESH, STALE, MISSING = "fresh", "stale", "missing"
 
@@ -80,9 +81,7 @@ def resolve_reruns(names: list[str], current: list[Status]) -> list[str]:
         else:
             chosen.add(registry.get(name).name)     # unknown names: UserError with the closest match
     if "stale" in names:
-        for s in registry.all_sections():
-            if any(dep in chosen for dep in s.depends_on):
-                chosen.add(s.name)
+        return with_dependants(chosen)
     return [n for n in order if n in chosen]
 
 

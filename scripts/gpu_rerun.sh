@@ -3,9 +3,9 @@
 # none of the checkpoints (they are never committed).
 # Usage (from the repo root, FUNDIFF_GIT_COMMIT set as for gpu_full_run.sh):
 #   scripts/gpu_rerun.sh "WEIGHTS..." "SECTIONS..."
-# WEIGHTS: dependency sections whose weights the SECTIONS load ("" when they were carried in under
-#   .work/full/, e.g. from gpu_full_run.sh's KEEP_WEIGHTS: then the results stay consistent). They are retrained with the same code,
-#   config and seed into a scratch results folder, so the committed results of the dependencies stay
+# WEIGHTS: dependency sections whose weights the SECTIONS load, retrained with the same code,
+#   config and seed into a scratch results folder ("" when the weights were carried in under
+#   .work/full/ from gpu_full_run.sh's KEEP_WEIGHTS: then the results stay consistent), so the committed results of the dependencies stay
 #   as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
 #   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
 #   first, then the others side by side. A section's plan checks the weights of its dependencies'
