@@ -5,6 +5,7 @@ that needs another's model asks for it here and gets a clear error naming the co
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -41,6 +42,20 @@ def read_spec(work_dir: Path) -> dict | None:
 def has_model(work_root: Path, section: str) -> bool:
     spec = read_spec(work_root / section)
     return spec is not None and checkpoint_path(work_root / section, spec["final_epoch"]).exists()
+
+
+def fingerprint(work_root: Path, section: str) -> str | None:
+    """sha256 (16 hex digits) of the final-epoch weights file of `section`, None if there is none.
+
+    A section records the fingerprint of what it trained, and every section that loads those weights
+    records the one it loaded: a retrain (even with the same seed) writes other bytes, so results
+    built on weights from another run can be told apart from the committed run's.
+    """
+    spec = read_spec(work_root / section)
+    if spec is None:
+        return None
+    path = checkpoint_path(work_root / section, spec["final_epoch"])
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
 
 
 def load_model(work_root: Path, section: str, profile: str, device: torch.device,

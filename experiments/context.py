@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Context:
     out: ResultWriter
     resume: bool = False
     show_progress: bool = True
+    loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
 
     @property
     def work_dir(self) -> Path:
@@ -56,7 +57,10 @@ class Context:
     def model(self, section: str, epoch: int | None = None) -> tuple[nn.Module, dict]:
         if section not in self.section.depends_on and section != self.section.name:
             raise RuntimeError(f"{self.section.name} reads {section} without declaring the dependency")
-        return checkpoints.load_model(self.work_root, section, self.profile, self.device, epoch)
+        loaded = checkpoints.load_model(self.work_root, section, self.profile, self.device, epoch)
+        if section != self.section.name and section not in self.loaded_weights:
+            self.loaded_weights[section] = checkpoints.fingerprint(self.work_root, section)
+        return loaded
 
     def dependency(self, section: str) -> dict:
         """Another section's manifest (metrics, config); it must have run in this profile."""

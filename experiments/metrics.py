@@ -59,6 +59,14 @@ def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, chunk: int
     return torch.cat(out)
 
 
+def memorisation(sample_near: torch.Tensor, test_near: torch.Tensor) -> tuple[float, float, float]:
+    """From nearest-training-digit distances of samples and of test digits: (median ratio samples /
+    test, the test 1st percentile, share of samples nearer than it). Unseen digits give ~1 and 1%."""
+    close = float(test_near.quantile(0.01))          # nearer than 99% of never-seen digits: suspicious
+    ratio = float(sample_near.median() / test_near.median())
+    return ratio, close, float((sample_near < close).float().mean())
+
+
 @dataclass
 class Evaluator:
     """The trained classifier plus cached test-split features: FID and accuracy of any image batch."""

@@ -95,11 +95,15 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
     """The sections to run, in order; missing dependencies are added or reported."""
     chosen = registry.resolve(names)
     chosen_names = {s.name for s in chosen}
-    missing = []
-    for section in registry.topological([s.name for s in chosen]):
-        for dep in section.depends_on:
-            if dep not in chosen_names and not is_available(dep, opts):
+    # A section reads only its direct dependencies' results and weights: those must exist (or be run).
+    # The dependencies of a dependency matter only when that dependency itself has to run.
+    missing, queue, seen = [], list(chosen), set(chosen_names)
+    while queue:
+        for dep in queue.pop(0).depends_on:
+            if dep not in seen and not is_available(dep, opts):
                 missing.append(dep)
+                queue.append(registry.get(dep))
+            seen.add(dep)
     if missing and not opts.run_missing:
         uniq = list(dict.fromkeys(missing))
         raise UserError(f"missing results for {', '.join(uniq)} (profile {opts.profile}): run "
@@ -136,6 +140,8 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),
             "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,
+            "weights_fingerprint": checkpoints.fingerprint(ctx.work_root, section.name),
+            "loaded_weights": ctx.loaded_weights,
         }
         return writer.commit(manifest)
     except BaseException:

@@ -108,7 +108,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = True      # fixed shapes: let cuDNN time its algorithms once
         # torch.compile fuses BatchNorm/GELU work around the convs; the step graph then replays it
         mode = os.environ.get("FUNDIFF_COMPILE_MODE") or None   # e.g. max-autotune-no-cudagraphs (slower to build)
-        self.step_model = torch.compile(self.model, mode=mode) if compile and cuda else self.model
+        # dynamic=False: after the sampler compiled the same forward at other batch sizes, dynamo would
+        # otherwise make the batch dimension symbolic here, and inductor's channels_last conv backward
+        # then fails a stride assertion (seen on torch 2.11, H100)
+        self.step_model = torch.compile(self.model, mode=mode, dynamic=False) if compile and cuda else self.model
         self.images = data.images.to(device).contiguous(memory_format=self.memory_format)
         self.labels = data.labels.to(device)
         if len(self.labels) == 0:

@@ -1,7 +1,9 @@
 """Fresh, stale or missing, like a build system: config hash, code hash and the run ids of the inputs.
 
 A section is stale when its config (for its profile) or its code changed since its results were made,
-or when a section it depends on was rerun since (its recorded `inputs[dep]` is not the dep's run_id).
+or when a section it depends on was rerun since (its recorded `inputs[dep]` is not the dep's run_id),
+or when the weights it loaded from a dependency are not the ones that dependency's recorded run
+trained (`loaded_weights[dep]` against the dep's `weights_fingerprint`; older manifests lack both).
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ def section_status(section: registry.Section, manifests: dict[str, dict], profil
             reasons.append(f"input {dep} is missing")
         elif m["inputs"].get(dep) != dep_m["run_id"]:
             reasons.append(f"input {dep} was rerun")
+        elif dep in m.get("loaded_weights", {}) and m["loaded_weights"][dep] != dep_m.get("weights_fingerprint"):
+            reasons.append(f"loaded weights of {dep} from another run than its results")
     return Status(section.name, STALE if reasons else FRESH, tuple(reasons), m["profile"])
 
 

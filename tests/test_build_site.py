@@ -162,6 +162,19 @@ def test_rerun_marks_dependants_stale_and_does_not_rerun_them(quick_run, tree, d
     assert status["out-of-distribution"].startswith("stale")
 
 
+def test_results_built_on_weights_of_another_run_are_stale(tree):
+    path = tree.results / "better-recipe" / "manifest.json"
+    m = json.loads(path.read_text())
+    assert m["loaded_weights"]["classifier"]
+    m["loaded_weights"]["classifier"] = "0" * 16            # as if it loaded a retrained classifier
+    path.write_text(json.dumps(m))
+    code, out, _ = run_cli("--status", *build_args(tree))
+    status = {line.split()[1]: line for line in out.splitlines()}
+    assert status["better-recipe"].startswith("stale")
+    assert "loaded weights of classifier from another run" in status["better-recipe"]
+    assert status["evaluation"].startswith("fresh")
+
+
 def test_dry_run_changes_nothing(tree):
     before = snapshot(tree.results)
     code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))

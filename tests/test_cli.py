@@ -130,10 +130,11 @@ BAD_ARGS = {
     "missing section": (["run"], "Missing argument"),
     "bad seed": (["run", "noising", "--seed", "x"], "'--seed'"),
     "missing dependency": (["run", "out-of-distribution", "--profile", "full"], "missing results for"),
-    "bad guidance": (["run", "better-recipe", "--set", "headline_guidance=3@x", "--set", "guidance=1,3@x"],
+    "bad guidance": (["run", "better-recipe", "--set", "guidance=1,3@x"],
                      "guidance '3@x' must look like"),
-    "interval past T": (["run", "better-recipe", "--set", "guidance=1,3@5-90", "--set", "headline_guidance=1"],
+    "interval past T": (["run", "better-recipe", "--set", "guidance=1,3@5-90"],
                         "the interval must end below T"),
+    "bad sampler": (["run", "better-recipe", "--set", "samplers=matched,warm"], "sampler 'warm' must be one of"),
     "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 

@@ -209,6 +209,7 @@ def test_interval_gamma_and_interval_guidance(rng):
 
     class Echo(torch.nn.Module):        # eps depends on the class input so cond and uncond differ
         def forward(self, x, t, c):
+            x = x.repeat(len(c) // len(x), 1, 1, 1)   # the UNet's contract: one x for k conditionings
             return x * (1 + c.sum(1, keepdim=True).view(-1, 1, 1, 1)) + c.argmax(1).view(-1, 1, 1, 1).float()
 
     sched = make_schedule(T, device="cpu")
@@ -278,3 +279,19 @@ def test_model_estimate_passes_normalised_t_and_converts_x0_predictions():
     abar = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
     torch.testing.assert_close(eps, x_t / (1 - abar).sqrt())
     assert torch.equal(model_estimate(Probe(), sched, "eps")(x_t, t), torch.zeros_like(x_t))
+
+
+def test_clipped_ddpm_step_clamps_x0_hat_to_the_data_range(sched64, rng):
+    """clip_x0 is the step from x0_hat clamped to [0, 1]; inside the range it changes nothing."""
+    x = torch.from_numpy(rng.standard_normal((6, 1, 4, 4)))
+    eps = torch.from_numpy(rng.standard_normal((6, 1, 4, 4))) * 3        # large eps: x0_hat leaves [0, 1]
+    t, t_prev = torch.full((6,), 40), torch.full((6,), 39)
+    noise = torch.from_numpy(rng.standard_normal((6, 1, 4, 4)))
+    x0_hat = predict_x0(x, eps, t, sched64)
+    assert ((x0_hat < 0) | (x0_hat > 1)).any()
+    clipped = ddpm_step_fn(sched64, clip_x0=True)(x, eps, t, t_prev, noise)
+    torch.testing.assert_close(clipped, strided_step(x, x0_hat.clamp(0, 1), t, t_prev, sched64, noise))
+    assert not torch.allclose(clipped, ddpm_step_fn(sched64)(x, eps, t, t_prev, noise))
+    inside = predict_eps(x, torch.full_like(x, 0.5), t, sched64)         # eps whose x0_hat is 0.5 everywhere
+    torch.testing.assert_close(ddpm_step_fn(sched64, clip_x0=True)(x, inside, t, t_prev, noise),
+                               ddpm_step_fn(sched64)(x, inside, t, t_prev, noise))

@@ -316,8 +316,16 @@ def test_better_recipe_quick_outputs(quick_run):
     tables = {t["key"]: t for t in m["tables"]}
     grid = tables["grid"]
     ours = [r for r in grid["rows"] if not r[0].startswith("reference")]
-    assert len(ours) == len(cfg.variants) * len(cfg.guidance)
-    assert all(math.isfinite(r[2]) and r[2] >= 0 for r in grid["rows"])
+    assert len(ours) == len(cfg.variants) * len(cfg.guidance) + len(cfg.samplers) * len(cfg.sampler_guidance)
+    samplers = {r[2] for r in ours}
+    assert len(samplers) == 1 + len(cfg.samplers)          # the spec's start and every extra sampler
+    # the headline is one of the headline variant's grid points, measured again on fresh noise
+    setting = metric(m, "headline_setting")
+    assert any(f"{r[1]}" in setting for r in ours if r[0] == better_recipe.short(cfg.headline_variant))
+    assert f"{metric(m, 'headline_setting')}" in tables["headline"]["rows"][1][0]
+    grid_fids = {r[3] for r in ours}
+    assert round(metric(m, "fid_headline"), 3) not in grid_fids
+    assert all(math.isfinite(r[3]) and r[3] >= 0 for r in grid["rows"])
     assert [r[1] for r in tables["training"]["rows"]] == [3 if "epochs=3" in v else 2 for v in cfg.variants]
     # the lockstep loop stopped the shorter run at its own last epoch: fewer optimizer steps
     assert tables["training"]["rows"][0][2] < tables["training"]["rows"][1][2]
@@ -357,9 +365,13 @@ def test_better_recipe_config_rejects_an_interval_past_T():
     from experiments.errors import UserError
     from experiments.sections import better_recipe
 
-    cfg = dataclasses.replace(better_recipe.QUICK, guidance=("1", "3@5-300"), headline_guidance="1")
+    cfg = dataclasses.replace(better_recipe.QUICK, guidance=("1", "3@5-300"))
     with pytest.raises(UserError, match="below T"):
         cfg.validate()
+    with pytest.raises(UserError, match="sampler"):
+        dataclasses.replace(better_recipe.QUICK, samplers=("matched", "warm")).validate()
+    with pytest.raises(UserError, match="below T"):
+        dataclasses.replace(better_recipe.QUICK, sampler_guidance=("3@5-300",)).validate()
 
 
 @pytest.mark.parametrize("name", BEYOND)
@@ -384,3 +396,67 @@ def test_running_one_section_reuses_available_dependencies(quick_run):
     with pytest.raises(UserError, match="missing results"):
         plan(["fast-sampling"], RunOptions(profile="quick", results_root=quick_run.root / "empty",
                                            work_root=quick_run.work))
+
+
+def test_plan_checks_only_the_direct_dependencies(quick_run, tmp_path):
+    """better-recipe reads the classifier's weights and the evaluation's results, not the weights the
+    evaluation read: a work folder without the class-conditioned model must not block it."""
+    import shutil
+
+    from experiments.runner import RunOptions, plan
+
+    work = tmp_path / "work"
+    shutil.copytree(quick_run.work, work)
+    shutil.rmtree(work / "quick" / "class-conditioned")
+    opts = RunOptions(profile="quick", results_root=quick_run.results, work_root=work)
+    assert [s.name for s in plan(["better-recipe"], opts)] == ["better-recipe"]
+    shutil.rmtree(work / "quick" / "classifier")           # a direct dependency's weights: reported
+    with pytest.raises(UserError, match="missing results for classifier"):
+        plan(["better-recipe"], opts)
+    # a missing dependency that must run brings the checks of its own dependencies with it
+    again = RunOptions(profile="quick", results_root=quick_run.results, work_root=work, run_missing=True)
+    assert [s.name for s in plan(["evaluation"], again)] == ["class-conditioned", "classifier", "evaluation"]
+
+
+def test_manifests_record_the_weights_they_trained_and_loaded(quick_run):
+    better, classifier = manifest(quick_run, "better-recipe"), manifest(quick_run, "classifier")
+    assert classifier["weights_fingerprint"] and len(classifier["weights_fingerprint"]) == 16
+    assert better["loaded_weights"] == {"classifier": classifier["weights_fingerprint"]}
+    assert manifest(quick_run, "noising")["weights_fingerprint"] is None
+
+
+def test_class_moments_are_each_class_own_mean_and_variance():
+    from experiments.sections.common import class_moments
+
+    images = torch.rand(40, 1, 28, 28)
+    labels = torch.arange(40) % 10
+    mean, var = class_moments(images, labels)
+    assert mean.shape == var.shape == (10, 1, 28, 28)
+    torch.testing.assert_close(mean[3], images[labels == 3].mean(0))
+    torch.testing.assert_close(var[7], images[labels == 7].var(0, unbiased=False))
+
+
+def test_choose_headline_takes_the_lowest_fid_that_meets_the_accuracy_target():
+    import dataclasses
+
+    from experiments.sections import better_recipe
+
+    class Point:                            # a Judged stand-in: a fixed FID and accuracy
+        def __init__(self, fid, acc):
+            self._fid, self._acc = fid, acc
+
+        def fid(self, ev, n):
+            return self._fid
+
+        def accuracy(self, n):
+            return self._acc
+
+    cfg = better_recipe.QUICK
+    v, other = cfg.headline_variant, cfg.variants[0]
+    points = {(v, "noise", "1"): Point(5.0, 0.95),            # lowest FID but misses the accuracy target
+              (v, "matched", "3@5-30"): Point(7.0, 0.995),
+              (v, "noise", "3"): Point(9.0, 0.999),
+              (other, "noise", "3"): Point(1.0, 1.0)}         # another variant: never the headline
+    assert better_recipe.choose_headline(cfg, None, points) == ("matched", "3@5-30")
+    strict = dataclasses.replace(cfg, target_accuracy=0.9999)  # none meets it: the most accurate one
+    assert better_recipe.choose_headline(strict, None, points) == ("noise", "3")

@@ -140,3 +140,19 @@ def test_final_kernel_ablation():
     assert count_parameters(k1) == PINNED_D64["class"] - d * (9 - 1)
     with torch.no_grad():
         assert k1.eval()(torch.randn(1, 1, 28, 28), torch.rand(1), torch.eye(10)[:1]).shape == (1, 1, 28, 28)
+
+
+@pytest.mark.parametrize("conditioning", ["time", "class"])
+@pytest.mark.parametrize("train", [False, True])
+def test_shared_encoder_matches_repeated_images(conditioning, train):
+    """k conditionings of one x (as CFG asks) give the output of x repeated k times: the encoder
+    sees only x, so it may run once. BatchNorm's batch statistics do not change under repetition."""
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(hidden=8, conditioning=conditioning)).train(train)
+    x = torch.rand(3, 1, 28, 28)
+    t = torch.rand(6)
+    c = torch.nn.functional.one_hot(torch.tensor([1, 4, 7, 0, 0, 0]), 10).float()
+    c = c if conditioning == "class" else None
+    torch.testing.assert_close(model(x, t, c), model(x.repeat(2, 1, 1, 1), t, c), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="not a multiple"):
+        model(torch.rand(4, 1, 28, 28), t, c)

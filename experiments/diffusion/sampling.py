@@ -33,11 +33,18 @@ class SampleResult:
     frame_steps: list[int]           # the t' each frame shows
 
 
-def ddpm_step_fn(sched: Schedule) -> StepFn:
-    """The spec's (strided) DDPM update: x0_hat from eps, then the posterior mean plus sqrt(beta) z."""
+def ddpm_step_fn(sched: Schedule, clip_x0: bool = False) -> StepFn:
+    """The spec's (strided) DDPM update: x0_hat from eps, then the posterior mean plus sqrt(beta) z.
+
+    clip_x0: clamp x0_hat to the data range [0, 1] first (Ho et al.'s `clip_denoised`): an estimate
+    outside the range of any digit is pulled back before it steers the next mean.
+    """
 
     def step(x_t, eps, t, t_prev, noise):
-        return strided_step(x_t, predict_x0(x_t, eps, t, sched), t, t_prev, sched, noise)
+        x0_hat = predict_x0(x_t, eps, t, sched)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(0, 1)
+        return strided_step(x_t, x0_hat, t, t_prev, sched, noise)
 
     return step
 
@@ -55,7 +62,11 @@ def model_estimate(model: torch.nn.Module, sched: Schedule, predict: str = "eps"
 
     def estimate(x_t, t):
         out = model(x_t, t.float() / sched.T, classes)
-        return out if predict == "eps" else predict_eps(x_t, out, t, sched)
+        if predict == "eps":
+            return out
+        if len(out) != len(x_t):               # one x_t under several conditionings (see guided_estimate)
+            x_t = x_t.repeat(len(out) // len(x_t), 1, 1, 1)
+        return predict_eps(x_t, out, t, sched)
 
     return estimate
 
@@ -76,14 +87,15 @@ def interval_gamma(t: torch.Tensor, gamma: float, interval: tuple[int, int] | No
 
 def guided_estimate(model: torch.nn.Module, sched: Schedule, labels: torch.Tensor, gamma: float,
                     predict: str = "eps", interval: tuple[int, int] | None = None) -> EstimateFn:
-    """Classifier-free guidance in one batch: rows [x_t | x_t] with classes [c | 0]; with `interval`
-    (lo, hi) the scale is gamma only for lo <= t <= hi and 1 elsewhere."""
+    """Classifier-free guidance in one batch: classes [c | 0] for the same x_t (the UNet runs its
+    encoder once and its decoder on both halves); with `interval` (lo, hi) the scale is gamma only
+    for lo <= t <= hi and 1 elsewhere."""
     c = F.one_hot(labels, NUM_CLASSES).float()
     both = torch.cat([c, torch.zeros_like(c)])                        # (2B, 10)
     inner = model_estimate(model, sched, predict, both)
 
     def estimate(x_t, t):
-        eps = inner(torch.cat([x_t, x_t]), torch.cat([t, t]))         # (2B, 1, 28, 28)
+        eps = inner(x_t, torch.cat([t, t]))                           # (2B, 1, 28, 28)
         eps_cond, eps_uncond = eps.chunk(2)
         return cfg_combine(eps_uncond, eps_cond, interval_gamma(t, gamma, interval))
 

@@ -125,6 +125,12 @@ def data_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(0).float(), x.var(0, unbiased=False).float()
 
 
+def class_moments(images: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class, per-pixel mean and variance: (classes, 1, 28, 28) each, for a class-matched x_T."""
+    pairs = [data_moments(images[labels == k]) for k in range(classes)]
+    return torch.stack([m for m, _ in pairs]), torch.stack([v for _, v in pairs])
+
+
 def prepare_for_sampling(ctx: Context, model: torch.nn.Module) -> torch.nn.Module:
     """On a GPU: BatchNorm folded, bf16, channels_last and compiled (same function, ~2x faster)."""
     return fast_inference_model(model.to(ctx.device).eval(), ctx.device, compile=ctx.cuda and COMPILE)

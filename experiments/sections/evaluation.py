@@ -16,9 +16,11 @@ from experiments import figures
 from experiments.config import DiffusionConfig, _require
 from experiments.context import Context
 from experiments.diffusion.process import strided_timesteps
-from experiments.metrics import Evaluator, frechet_distance_from_stats, gaussian_stats, nearest_distances
+from experiments.metrics import (Evaluator, frechet_distance_from_stats, gaussian_stats, memorisation,
+                                 nearest_distances)
 from experiments.registry import Section, register
-from experiments.sections.common import generate, prepare_for_sampling
+from experiments.diffusion.sampling import ddpm_step_fn
+from experiments.sections.common import diffusion_schedule, generate, prepare_for_sampling
 
 TIME, CLASS = "time-conditioned", "class-conditioned"
 SEED_BASE = 50_000            # seed offsets of evaluation batches (batch i uses SEED_BASE + i)
@@ -70,17 +72,23 @@ class Judged:
 
 
 def draw(ctx: Context, ev: Evaluator, net: torch.nn.Module, dcfg: DiffusionConfig, n: int,
-         gamma: float | None, batch: int, stride: int = 1, interval: tuple[int, int] | None = None) -> Judged:
+         gamma: float | None, batch: int, stride: int = 1, interval: tuple[int, int] | None = None, *,
+         class_moments: tuple[torch.Tensor, torch.Tensor] | None = None, clip_x0: bool = False,
+         seed_base: int = SEED_BASE) -> Judged:
     """n digits in batches (balanced classes 0..9 when gamma is given), judged by the classifier.
-    Batch i always starts from the same noise (seed SEED_BASE + i), so sets are comparable."""
+    Batch i always starts from the same noise (seed seed_base + i), so sets are comparable.
+    class_moments: per-class (10, 1, 28, 28) mean and variance of the training digits: each digit
+    then starts from the moment-matched x_T of its asked class; clip_x0: see `ddpm_step_fn`."""
     timesteps = strided_timesteps(dcfg.T, stride)
+    step = ddpm_step_fn(diffusion_schedule(dcfg, ctx.device), clip_x0=clip_x0)
     t0 = time.perf_counter()
     chunks, labels = [], []
     for i, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
         y = torch.arange(start, start + m, device=ctx.device) % 10 if gamma is not None else None
-        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=SEED_BASE + i, timesteps=timesteps,
-                          interval=interval)
+        moments = None if class_moments is None else tuple(v[y] for v in class_moments)
+        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=seed_base + i, timesteps=timesteps,
+                          interval=interval, step=step, start_moments=moments)
         chunks.append(result.x0.clamp(0, 1))
         labels.append(y)
     images = torch.cat(chunks)
@@ -289,14 +297,14 @@ def record_memorisation(ctx: Context, test: torch.Tensor, train: torch.Tensor, t
             f"{TIME} samples": nearest_distances(time_samples, train).cpu(),
             class_key: nearest_distances(class_samples, train).cpu()}
     test_median, gen_median = float(near["test digits"].median()), float(near[class_key].median())
-    close = float(near["test digits"].quantile(0.01))     # nearer than 99% of never-seen digits: suspicious
+    ratio, close, share = memorisation(near[class_key], near["test digits"])
     out.add_metric("nearest_train_median_test", test_median, "Median distance, test digit to nearest training digit",
                    ".3f")
     out.add_metric("nearest_train_median_samples", gen_median,
                    "Median distance, class-conditioned sample to nearest training digit", ".3f")
-    out.add_metric("memorisation_ratio", gen_median / test_median,
+    out.add_metric("memorisation_ratio", ratio,
                    "Sample / test median nearest-training distance (≈1 or more: no copying)", ".2f")
-    out.add_metric("samples_closer_than_test_p1", float((near[class_key] < close).float().mean()),
+    out.add_metric("samples_closer_than_test_p1", share,
                    "Class-conditioned samples nearer a training digit than 99% of test digits are", ".2%")
     figures.save_histograms(out.path("memorisation.png"), {k: v.numpy() for k, v in near.items()},
                             "L2 distance to the nearest training digit (pixels in [0, 1])",
