@@ -30,7 +30,9 @@ def fmt_value(value: Any, fmt: str = ".4g") -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if fmt == "pct":
-        return f"{100 * value:.1f} %" if abs(value) <= 1 else f"{value:.1f} %"
+        pct = 100 * value if abs(value) <= 1 else value
+        # one decimal, but never "100.0 %" for a rate that is not 1 (99.99 % of digits right is not all)
+        return f"{pct:.2f} %" if f"{pct:.1f}" == "100.0" and pct != 100 else f"{pct:.1f} %"
     if fmt == "duration":
         return fmt_duration(value)
     try:

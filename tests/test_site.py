@@ -19,6 +19,7 @@ def test_number_formats():
     assert fmt_value(12345, ",d") == "12,345"
     assert fmt_value(12345.6, ",d") == "12,346"            # counts recorded as floats still print as ints
     assert fmt_value(0.987, "pct") == "98.7 %"
+    assert fmt_value(0.9999, "pct") == "99.99 %" and fmt_value(1.0, "pct") == "100.0 %"   # not all is not 100.0
     assert fmt_value(None) == "—" and fmt_value(float("nan")) == "—"
     assert fmt_value("A100", ".2f") == "A100"
     assert str(Metric(0.5, "loss", ".3f")) == "0.500"
