@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import registry
+from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results, scalar_items
 from generator.render import Metric, Renderer, fmt_value
 from generator.staleness import Status
@@ -225,7 +226,8 @@ class Pages:
         m = self.results.manifests[section.name]
         metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
-               "base": link(page, f"results/{section.name}") + "/"}
+               "base": link(page, f"results/{section.name}") + "/",
+               "fid_noise": fid_noise_rows(self.results.manifests, self.results.benchmark)}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
         return self.r.render("section.md.j2", **self.common(page), **ctx, intro=intro,

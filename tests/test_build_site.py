@@ -99,6 +99,9 @@ def test_site_features(built):
     assert "glightbox" in class_page and "<figcaption>" in class_page
     assert "admonition" in class_page                                 # notes
     assert "Part 1: a single-step denoiser" in index                  # navigation by part
+    evaluation = (built.site / "evaluation" / "evaluation" / "index.html").read_text()
+    # the same weights sampled by three sections: FID pairs that differ in one thing only
+    assert "How much an FID moves" in evaluation and "the starting noise" in evaluation
 
 
 def test_checker_passes_on_the_built_site(built):

@@ -1,0 +1,65 @@
+"""The FID-noise pairs: shown only where the manifests prove that one thing alone differs."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from generator.fid_noise import fid_noise_rows
+
+RECIPE = {"unet": {"hidden": 64}, "train": {"epochs": 20}}
+
+
+def metric(value):
+    return {"value": value}
+
+
+@pytest.fixture()
+def manifests():
+    weights = {"time-conditioned": "abc", "classifier": "k"}
+    return {
+        "time-conditioned": {"config": RECIPE, "seed": 42, "metrics": {}},
+        "evaluation": {"loaded_weights": weights, "metrics": {"fid_time_conditioned": metric(60.0),
+                                                               "generated_samples": metric(100)}},
+        "fast-sampling": {"loaded_weights": weights, "config": {"samples": 100, "batch": 50},
+                          "metrics": {"fid_ddpm": metric(80.0)}},
+        "peer": {"loaded_weights": weights, "config": {"samples": 100, "batch": 50},
+                 "metrics": {"fid_ours": metric(80.5)}},
+        "ablations": {"seed": 42, "config": {"base": RECIPE, "samples": 100, "batch": 50},
+                      "metrics": {"fid_reference": metric(40.0)}},
+    }
+
+
+BENCHMARK = {"quality_seeds": [42, 43], "fid_ours": [110.0, 90.0], "quality_samples": 100}
+
+
+def test_every_pair_whose_premise_holds(manifests):
+    rows = fid_noise_rows(manifests, BENCHMARK)
+    assert [r.changes.split(" (")[0] for r in rows] == [
+        "the starting noise", "the process", "the training run's random draws", "the training seed"]
+    assert [f for _, f in rows[0].fids] == [60.0, 80.0]
+    assert rows[0].spread == pytest.approx(20 / 70)
+    assert rows[1].spread == pytest.approx(0.5 / 80.25)
+    assert [f for _, f in rows[2].fids] == [80.0, 40.0]
+    assert rows[3].fids == (("seed 42", 110.0), ("seed 43", 90.0)) and rows[3].spread == pytest.approx(0.2)
+
+
+def test_the_better_recipes_headline_draws(manifests):
+    manifests["better-recipe"] = {"config": {"headline_samples": 100}, "metrics": {
+        "headline_setting": metric("γ = 1"), "fid_headline_draw1": metric(7.0), "fid_headline_draw2": metric(7.7)}}
+    row = fid_noise_rows(manifests, None)[-1]
+    assert row.fids == (("draw 1", 7.0), ("draw 2", 7.7)) and "γ = 1" in row.same
+    assert row.spread == pytest.approx(0.7 / 7.35)
+
+
+def test_a_broken_premise_drops_its_pair(manifests):
+    changed = copy.deepcopy(manifests)
+    changed["fast-sampling"]["loaded_weights"] = {"time-conditioned": "retrained"}   # other weights
+    changed["ablations"]["config"]["base"] = {**RECIPE, "train": {"epochs": 5}}     # another recipe
+    changed["peer"]["config"]["batch"] = 25                                          # other starting noise
+    assert fid_noise_rows(changed, None) == []
+    unproven = copy.deepcopy(manifests)
+    for name in ("evaluation", "fast-sampling", "peer"):     # results from before weights were fingerprinted
+        del unproven[name]["loaded_weights"]
+    assert [r.changes for r in fid_noise_rows(unproven, {"fid_ours": [1.0]})][0].startswith("the training run")
+    assert fid_noise_rows({}, None) == []
