@@ -12,6 +12,7 @@ from typing import Any
 from experiments import registry
 from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results, scalar_items
+from generator.overlap import describe, mean_others, shared_device
 from generator.render import Metric, Renderer, fmt_value
 from generator.staleness import Status
 
@@ -186,6 +187,7 @@ class Pages:
         self.status = {s.section: s for s in statuses}
         self.sections = [s for s in registry.all_sections() if s.name in results.manifests]
         self.results_label = results_label
+        self.shared = shared_device(results.manifests)
 
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
@@ -227,7 +229,8 @@ class Pages:
         metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
                "base": link(page, f"results/{section.name}") + "/",
-               "fid_noise": fid_noise_rows(self.results.manifests, self.results.benchmark)}
+               "fid_noise": fid_noise_rows(self.results.manifests, self.results.benchmark),
+               "alongside": describe(self.shared.get(section.name, []))}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
         return self.r.render("section.md.j2", **self.common(page), **ctx, intro=intro,
@@ -257,5 +260,6 @@ class Pages:
             metrics = m["metrics"]
             rows.append({"section": s, "path": section_path(s), "m": m,
                          "train_wall_s": metrics.get("train_wall_s", {}).get("value"),
+                         "alongside": mean_others(self.shared.get(s.name, [])),
                          "img_per_s": metrics.get("train_img_per_s", {}).get("value")})
         return rows

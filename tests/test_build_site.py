@@ -102,6 +102,8 @@ def test_site_features(built):
     evaluation = (built.site / "evaluation" / "evaluation" / "index.html").read_text()
     # the same weights sampled by three sections: FID pairs that differ in one thing only
     assert "How much an FID moves" in evaluation and "the starting noise" in evaluation
+    performance = (built.site / "performance" / "index.html").read_text()
+    assert "Other sections at the same time" in performance        # times are read with what shared the GPU
 
 
 def test_checker_passes_on_the_built_site(built):
