@@ -72,8 +72,8 @@ def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None) -> list[N
     draws = [f for k in range(1, 11) if (f := _metric(better, f"fid_headline_draw{k}")) is not None]
     if len(draws) >= 2:
         rows.append(NoiseRow("the starting noise", f"the better recipe's weights and headline setting "
-                             f"({_metric(better, 'headline_setting')}), {better['config']['headline_samples']:,} "
-                             "digits", tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))
+                             f"({_metric(better, 'headline_setting')}), "
+                             f"{(better.get('config') or {}).get('headline_samples', 0):,} digits", tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))
     seeds, ours = (benchmark or {}).get("quality_seeds") or [], (benchmark or {}).get("fid_ours") or []
     if len(ours) >= 2 and len(seeds) >= len(ours):
         rows.append(NoiseRow("the training seed", "the class-conditioned recipe at γ = 5, our training loop, "
