@@ -180,6 +180,26 @@ def test_results_built_on_weights_of_another_run_are_stale(tree):
     assert status["evaluation"].startswith("fresh")
 
 
+def test_better_recipe_page_names_grid_points_within_the_fid_target(tree):
+    path = tree.results / "better-recipe" / "manifest.json"
+    m = json.loads(path.read_text())
+    grid = next(t for t in m["tables"] if t["key"] == "grid")
+    ours = [r for r in grid["rows"] if not r[0].startswith("reference")]
+    ours[0][4], ours[0][5] = 2.5, "98.50%"          # within the FID target, under the accuracy target
+    ours[1][4], ours[1][5] = 2.9, "99.50%"          # both, on the grid
+    for row in ours[2:]:
+        row[4] = 50.0
+    m["metrics"]["fid_ratio_headline"]["value"] = 4.0  # the headline's redraw missed
+    path.write_text(json.dumps(m))
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    page = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
+    assert "Grid points within the FID target" in page
+    assert f"{ours[0][1]}, {ours[0][2]}: 2.5 × floor at 98.50% accuracy (under the accuracy target)" in page
+    assert "2.9 × floor at 99.50% accuracy (both targets on the grid)." in page
+    assert page.index("2.5 × floor") < page.index("2.9 × floor")          # best FID first
+
+
 def test_dry_run_changes_nothing(tree):
     before = snapshot(tree.results)
     code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))
