@@ -9,7 +9,8 @@ showing a difference that has another cause.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from generator.inputs import metric_value as _metric
 
 TIME = "time-conditioned"
 
@@ -25,10 +26,6 @@ class NoiseRow:
         """(max - min) / mean of the FIDs."""
         values = [f for _, f in self.fids]
         return (max(values) - min(values)) / (sum(values) / len(values))
-
-
-def _metric(manifest: dict | None, key: str) -> Any:
-    return ((manifest or {}).get("metrics", {}).get(key) or {}).get("value")
 
 
 def _same_weights(a: dict | None, b: dict | None, section: str) -> bool:
@@ -47,33 +44,34 @@ def _draws(manifest: dict | None) -> tuple[int, int] | None:
 def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None) -> list[NoiseRow]:
     ev, fast, peer, abl = (manifests.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
     rows: list[NoiseRow] = []
-    fast_fid = _metric(fast, "fid_ddpm")
+    fast_fid, fast_draws = _metric(fast, "fid_ddpm"), _draws(fast)
     digits = _metric(ev, "generated_samples")
     same_model = "the time-conditioned weights, DDPM over all steps from N(0, I)"
     if (fast_fid is not None and _metric(ev, "fid_time_conditioned") is not None and _same_weights(ev, fast, TIME)
-            and _draws(fast) is not None and _draws(fast)[0] == digits):
+            and fast_draws is not None and fast_draws[0] == digits):
         rows.append(NoiseRow("the starting noise", f"{same_model}, {digits:,} digits",
                              (("evaluation", _metric(ev, "fid_time_conditioned")), ("fast-sampling", fast_fid))))
     if (fast_fid is not None and _metric(peer, "fid_ours") is not None and _same_weights(fast, peer, TIME)
-            and _draws(fast) == _draws(peer)):
+            and fast_draws == _draws(peer)):
         rows.append(NoiseRow("the process (the same sampling again, in another run on a shared GPU)",
-                             f"{same_model} and the starting noise, {_draws(fast)[0]:,} digits",
+                             f"{same_model} and the starting noise, {fast_draws[0]:,} digits",
                              (("fast-sampling", fast_fid), ("peer page, our model", _metric(peer, "fid_ours")))))
     time_cfg = (manifests.get(TIME) or {}).get("config")
     if (fast_fid is not None and _metric(abl, "fid_reference") is not None and time_cfg is not None
-            and ((abl or {}).get("config") or {}).get("base") == time_cfg and _draws(abl) == _draws(fast)
+            and ((abl or {}).get("config") or {}).get("base") == time_cfg and _draws(abl) == fast_draws
             and abl.get("seed") == manifests[TIME].get("seed")):
         rows.append(NoiseRow("the training run's random draws (the ablations train the recipe again in lockstep with other "
                              "variants, so its batches, timesteps and noise come from another stretch of the stream)",
-                             f"the time-conditioned recipe, seed and starting noise, {_draws(fast)[0]:,} digits",
+                             f"the time-conditioned recipe, seed and starting noise, {fast_draws[0]:,} digits",
                              (("time-conditioned, sampled in fast-sampling", fast_fid),
                               ("ablations' reference", _metric(abl, "fid_reference")))))
     better = manifests.get("better-recipe")
     draws = [f for k in range(1, 11) if (f := _metric(better, f"fid_headline_draw{k}")) is not None]
     if len(draws) >= 2:
+        headline_digits = (better.get("config") or {}).get("headline_samples", 0)
         rows.append(NoiseRow("the starting noise", f"the better recipe's weights and headline setting "
-                             f"({_metric(better, 'headline_setting')}), "
-                             f"{(better.get('config') or {}).get('headline_samples', 0):,} digits", tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))
+                             f"({_metric(better, 'headline_setting')}), {headline_digits:,} digits",
+                             tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))
     seeds, ours = (benchmark or {}).get("quality_seeds") or [], (benchmark or {}).get("fid_ours") or []
     if len(ours) >= 2 and len(seeds) >= len(ours):
         rows.append(NoiseRow("the training seed", "the class-conditioned recipe at γ = 5, our training loop, "

@@ -75,6 +75,11 @@ def load_results(root: Path, sections: list[str]) -> Results:
     return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK))
 
 
+def metric_value(manifest: dict | None, key: str) -> Any:
+    """A manifest's recorded metric value; None when the manifest or the metric is absent."""
+    return ((manifest or {}).get("metrics", {}).get(key) or {}).get("value")
+
+
 def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
     """The plain numbers and strings of a summary/benchmark (nested values are not headline numbers)."""
     return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}

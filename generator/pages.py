@@ -11,7 +11,7 @@ from typing import Any
 
 from experiments import registry
 from generator.fid_noise import fid_noise_rows
-from generator.inputs import Results, scalar_items
+from generator.inputs import Results, metric_value, scalar_items
 from generator.overlap import describe, mean_others, shared_device
 from generator.render import Metric, Renderer, fmt_value
 from generator.staleness import Status
@@ -188,6 +188,8 @@ class Pages:
         self.sections = [s for s in registry.all_sections() if s.name in results.manifests]
         self.results_label = results_label
         self.shared = shared_device(results.manifests)
+        # cross-section FID pairs, shown on the evaluation page: computed once, not once per page
+        self.fid_noise = fid_noise_rows(results.manifests, results.benchmark)
 
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
@@ -229,7 +231,7 @@ class Pages:
         metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
                "base": link(page, f"results/{section.name}") + "/",
-               "fid_noise": fid_noise_rows(self.results.manifests, self.results.benchmark),
+               "fid_noise": self.fid_noise,
                "alongside": describe(self.shared.get(section.name, []))}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
@@ -257,9 +259,8 @@ class Pages:
         rows = []
         for s in self.sections:
             m = self.results.manifests[s.name]
-            metrics = m["metrics"]
             rows.append({"section": s, "path": section_path(s), "m": m,
-                         "train_wall_s": metrics.get("train_wall_s", {}).get("value"),
+                         "train_wall_s": metric_value(m, "train_wall_s"),
                          "alongside": mean_others(self.shared.get(s.name, [])),
-                         "img_per_s": metrics.get("train_img_per_s", {}).get("value")})
+                         "img_per_s": metric_value(m, "train_img_per_s")})
         return rows
