@@ -135,6 +135,7 @@ BAD_ARGS = {
     "interval past T": (["run", "better-recipe", "--set", "guidance=1,3@5-90"],
                         "the interval must end below T"),
     "bad sampler": (["run", "better-recipe", "--set", "samplers=matched,warm"], "sampler 'warm' must be one of"),
+    "no headline draw": (["run", "better-recipe", "--set", "headline_draws=0"], "headline_draws must be in 1..10"),
     "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 

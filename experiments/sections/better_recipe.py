@@ -9,7 +9,8 @@ diversity. The longest run is also sampled from a class-matched start (T = 300 l
 signal at t = T - 1, which N(0, I) lacks) and with x0_hat clipped to [0, 1]. Every point is judged
 like the evaluation section judges the reference: same classifier, same test statistics, same
 starting noise; the reference numbers stay beside them. The headline is the best point of the
-longest run that meets the accuracy target, drawn again from fresh noise with twice the digits.
+longest run that meets the accuracy target, drawn again from fresh noise with twice the digits,
+twice over: the two draws show how much the starting noise alone moves the FID.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import torch
 
 from experiments import figures
 from experiments.config import DiffusionConfig, UNetConfig, _require
@@ -55,7 +57,8 @@ def describe_guidance(text: str) -> str:
 SAMPLERS = {"noise": "N(0, I) start", "matched": "class-matched start",
             "noise+clip": "N(0, I) start, x0 clipped", "matched+clip": "class-matched start, x0 clipped"}
 SPEC_SAMPLER = "noise"
-HEADLINE_SEED_BASE = 70_000     # fresh starting noise for the headline (the grid uses the evaluation's)
+HEADLINE_SEED_BASE = 70_000     # fresh starting noise for the headline (the grid uses the evaluation's) ...
+HEADLINE_SEED_STRIDE = 1_000    # ... draw k starts at HEADLINE_SEED_BASE + k * stride (one seed per batch)
 
 
 def parse_sampler(text: str) -> tuple[bool, bool]:
@@ -79,9 +82,14 @@ class BetterRecipeConfig:
     headline_variant: str = "unet.norm=group train.ema_decay=0.999 train.epochs=80"
     # samplers beyond the spec's N(0, I) start, tried on the headline variant at `sampler_guidance`
     samplers: tuple[str, ...] = ("matched", "matched+clip")
-    sampler_guidance: tuple[str, ...] = ("1", "2", "2@0-150", "3@30-150")
+    # gamma = 1 from the class-matched start comes within the FID target but just misses the accuracy
+    # target (98.9 %), gamma = 2 the other way round: the settings in between find where they cross;
+    # guiding only the noisy half (t >= 150) is the other place where the class may be decided cheaply
+    sampler_guidance: tuple[str, ...] = ("1", "1.25", "1.5", "2", "1.5@0-150", "2@0-150", "3@30-150",
+                                         "2@150-299", "3@150-299")
     samples: int = 5_000                 # digits per point of the grid
-    headline_samples: int = 10_000       # digits behind the headline FID (as the evaluation's)
+    headline_samples: int = 10_000       # digits behind the headline FID (as the evaluation's) ...
+    headline_draws: int = 2              # ... in this many independent draws; the headline is their mean
     batch: int = 2_000                   # digits per sampler call (CFG doubles the network batch)
     test_images: int = 0                 # test digits behind the reference statistics (0 = all)
     target_accuracy: float = 0.99
@@ -100,6 +108,9 @@ class BetterRecipeConfig:
             _require(interval is None or interval[1] < self.base.diffusion.T,
                      f"guidance {text}: the interval must end below T = {self.base.diffusion.T}")
         _require(20 <= self.samples <= self.headline_samples, "need 20 <= samples <= headline_samples")
+        _require(1 <= self.headline_draws <= 10, "headline_draws must be in 1..10")
+        _require(self.headline_samples <= self.batch * HEADLINE_SEED_STRIDE,
+                 "headline_samples / batch must stay below the seed stride between headline draws")
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
         for variant in self.variants:
             variant_config(self.base, variant)
@@ -159,8 +170,9 @@ def run(ctx: Context) -> None:
     record_training_table(ctx, train_rows, ctx.cuda and len(configs) > 1)
     record_grid(ctx, cfg, ev, points, reference, sweep_floor, floor_at(cfg.samples))
     sampler, text = choose_headline(cfg, ev, points)
-    judged = draw_point(headline_net, headline_cfg, sampler, text, cfg.headline_samples, HEADLINE_SEED_BASE)
-    record_headline(ctx, cfg, ev, judged, (sampler, text), floor_at(cfg.headline_samples), floor_10k, evaluation,
+    draws = [draw_point(headline_net, headline_cfg, sampler, text, cfg.headline_samples,
+                        HEADLINE_SEED_BASE + k * HEADLINE_SEED_STRIDE) for k in range(cfg.headline_draws)]
+    record_headline(ctx, cfg, ev, draws, (sampler, text), floor_at(cfg.headline_samples), floor_10k, evaluation,
                     train)
 
 
@@ -251,18 +263,25 @@ def record_grid(ctx: Context, cfg: BetterRecipeConfig, ev, points: dict[tuple[st
                    alt="One sample per digit for each guidance setting and sampler of the better recipe")
 
 
-def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, judged: Judged, choice: tuple[str, str], floor: float,
-                    evaluation_floor: float, evaluation: dict, train) -> None:
-    """The headline recipe against the targets, beside the reference's headline, and its memorisation."""
+def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, draws: list[Judged], choice: tuple[str, str],
+                    floor: float, evaluation_floor: float, evaluation: dict, train) -> None:
+    """The headline recipe against the targets (the mean of its fresh draws), beside the reference's
+    headline, and its memorisation."""
     out = ctx.out
-    n = len(judged.images)
+    n = len(draws[0].images)
     setting = describe_point(*choice)
-    fid, acc = judged.fid(ev, n), judged.accuracy(n)
-    near = nearest_distances(judged.images, train)
+    fids = [judged.fid(ev, n) for judged in draws]
+    fid, acc = sum(fids) / len(fids), sum(judged.accuracy(n) for judged in draws) / len(draws)
+    images = torch.cat([judged.images for judged in draws])
+    near = nearest_distances(images, train)
     near_test = nearest_distances(ctx.test_split(cfg.test_images).images, train)
     ratio, _, close = memorisation(near, near_test)
+    each = " and ".join(f"{f:.2f}" for f in fids)
     out.add_metric("headline_setting", setting, "Headline setting (best of the grid, drawn again)", "s")
-    out.add_metric("fid_headline", fid, f"FID, {short(cfg.headline_variant)}, {setting} ({n:,} fresh digits)", ".3f")
+    out.add_metric("fid_headline", fid, f"FID, {short(cfg.headline_variant)}, {setting} (mean of {len(draws)} draws "
+                   f"of {n:,} fresh digits)", ".3f")
+    out.add_metric("fid_headline_spread", max(fids) - min(fids),
+                   f"Spread of the headline FID over its {len(draws)} draws (starting noise alone)", ".3f")
     out.add_metric("accuracy_headline", acc, "Class accuracy of the headline recipe", ".2%")
     out.add_metric("fid_ratio_headline", fid / floor, "Headline FID / floor", ".2f")
     out.add_metric("memorisation_ratio_headline", ratio, "Sample / test median nearest-training distance", ".2f")
@@ -270,17 +289,19 @@ def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, judged: Judged, c
                    "Headline samples nearer a training digit than 99% of test digits are", ".2%")
     ref_fid, ref_acc = (evaluation[k]["value"] for k in ("fid_class_conditioned", "class_accuracy_class_conditioned"))
     limit = cfg.target_fid_ratio * floor
+    met = fid <= limit and acc >= cfg.target_accuracy
     ref_ratio = ref_fid / evaluation_floor
     rows = [["reference recipe, γ = 5 (evaluation)", round(ref_fid, 3), round(ref_ratio, 2), f"{100 * ref_acc:.2f}%",
              "pass" if ref_ratio <= cfg.target_fid_ratio and ref_acc >= cfg.target_accuracy else "fail"],
             [f"{short(cfg.headline_variant)}, {setting}", round(fid, 3),
-             round(fid / floor, 2), f"{100 * acc:.2f}%",
-             "pass" if fid <= limit and acc >= cfg.target_accuracy else "fail"]]
+             round(fid / floor, 2), f"{100 * acc:.2f}%", "pass" if met else "fail"]]
     out.add_table("headline", "Against the targets", ["recipe", "FID", "FID / floor", "class accuracy",
                   f"FID ≤ {cfg.target_fid_ratio:g} × floor and accuracy ≥ {cfg.target_accuracy:.0%}"], rows,
-                  caption=f"{n:,} digits each (the better recipe's from starting noise the grid did not use); floors {evaluation_floor:.3f} (evaluation) and {floor:.3f} (this run). "
-                  f"Memorisation of the new samples: median distance to the nearest training digit {ratio:.2f} × "
-                  f"that of test digits, {100 * close:.2f}% nearer a training digit than 99% of test digits are.")
+                  caption=f"{n:,} digits for the reference; for the better recipe the mean of {len(draws)} draws of "
+                  f"{n:,} digits from starting noise the grid did not use (FIDs {each}). Floors "
+                  f"{evaluation_floor:.3f} (evaluation) and {floor:.3f} (this run). Memorisation of the new samples: "
+                  f"median distance to the nearest training digit {ratio:.2f} × that of test digits, "
+                  f"{100 * close:.2f}% nearer a training digit than 99% of test digits are.")
     if ratio < 0.95:
         out.add_note(f"The headline samples sit closer to the training digits than unseen test digits do (ratio "
                      f"{ratio:.2f}; the reference samples: {evaluation['memorisation_ratio']['value']:.2f}): the "
@@ -288,9 +309,10 @@ def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, judged: Judged, c
                      "samples are nearer a training digit than 99% of test digits are (1% for unseen digits).")
     gap = fid / limit
     out.add_note(f"Headline: {short(cfg.headline_variant)} sampled with {setting} (the grid's best point at the "
-                 f"accuracy target, drawn again from {n:,} fresh starting noises) reaches FID {fid:.2f} ({fid / floor:.1f} × the floor) at {100 * acc:.2f}% class accuracy, against "
+                 f"accuracy target, drawn again {len(draws)} times from {n:,} fresh starting noises: FID {each}) "
+                 f"reaches FID {fid:.2f} ({fid / floor:.2f} × the floor) at {100 * acc:.2f}% class accuracy, against "
                  f"{ref_fid:.2f} ({ref_ratio:.1f} × floor) for the reference at γ = 5: "
-                 + ("both targets met." if fid <= limit and acc >= cfg.target_accuracy else
+                 + ("both targets met." if met else
                     f"the FID target is still missed by {100 * (gap - 1):.0f}%." if fid > limit else
                     "the accuracy target is missed."))
 
@@ -302,7 +324,8 @@ QUICK = BetterRecipeConfig(
     base=dataclasses.replace(_quick, diffusion=DiffusionConfig(T=50),
                              train=dataclasses.replace(_quick.train, checkpoint_epochs=())),
     variants=_quick_variants, guidance=("1", "3", "3@5-30"), headline_variant=_quick_variants[1],
-    samplers=("matched", "noise+clip"), sampler_guidance=("3@5-30",), samples=40, headline_samples=60, batch=40, test_images=256, shown=4)
+    samplers=("matched", "noise+clip"), sampler_guidance=("3@5-30",), samples=40, headline_samples=60, headline_draws=2,
+    batch=40, test_images=256, shown=4)
 
 SECTION = register(Section(
     name="better-recipe", title="Closing the FID gap: a better class-conditioned recipe", part="evaluation",
