@@ -104,6 +104,7 @@ def test_site_features(built):
     assert "How much an FID moves" in evaluation and "the starting noise" in evaluation
     performance = (built.site / "performance" / "index.html").read_text()
     assert "Other sections at the same time" in performance        # times are read with what shared the GPU
+    assert "(draw 2)" in evaluation                                   # the better recipe's two headline draws
 
 
 def test_checker_passes_on_the_built_site(built):

@@ -280,6 +280,8 @@ def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, draws: list[Judge
     out.add_metric("headline_setting", setting, "Headline setting (best of the grid, drawn again)", "s")
     out.add_metric("fid_headline", fid, f"FID, {short(cfg.headline_variant)}, {setting} (mean of {len(draws)} draws "
                    f"of {n:,} fresh digits)", ".3f")
+    for k, value in enumerate(fids, 1):
+        out.add_metric(f"fid_headline_draw{k}", value, f"Headline FID, draw {k} ({n:,} digits)", ".3f")
     out.add_metric("fid_headline_spread", max(fids) - min(fids),
                    f"Spread of the headline FID over its {len(draws)} draws (starting noise alone)", ".3f")
     out.add_metric("accuracy_headline", acc, "Class accuracy of the headline recipe", ".2%")
