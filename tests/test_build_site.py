@@ -105,6 +105,8 @@ def test_site_features(built):
     performance = (built.site / "performance" / "index.html").read_text()
     assert "Other sections at the same time" in performance        # times are read with what shared the GPU
     assert "(draw 2)" in evaluation                                   # the better recipe's two headline draws
+    better = (built.site / "evaluation" / "better-recipe" / "index.html").read_text()
+    assert "is what the starting noise alone does" in better
 
 
 def test_checker_passes_on_the_built_site(built):
