@@ -136,6 +136,9 @@ BAD_ARGS = {
                         "the interval must end below T"),
     "bad sampler": (["run", "better-recipe", "--set", "samplers=matched,warm"], "sampler 'warm' must be one of"),
     "no headline draw": (["run", "better-recipe", "--set", "headline_draws=0"], "headline_draws must be in 1..10"),
+    "unknown headline model": (["run", "better-recipe", "--set", "headline_variant=ema"],
+                               "headline_variant must be one of variants or 'best'"),
+    "best model without gamma 1": (["run", "better-recipe", "--set", "guidance=3"], "guidance must list 1"),
     "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 

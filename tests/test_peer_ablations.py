@@ -321,7 +321,12 @@ def test_better_recipe_quick_outputs(quick_run):
     assert len(samplers) == 1 + len(cfg.samplers)          # the spec's start and every extra sampler
     # the headline is one of the headline variant's grid points, measured again on fresh noise
     setting = metric(m, "headline_setting")
-    assert any(f"{r[1]}" in setting for r in ours if r[0] == better_recipe.short(cfg.headline_variant))
+    # the headline model is the one with the lowest FID at gamma = 1 from N(0, I), and only it has extra samplers
+    variant = metric(m, "headline_variant")
+    unguided = {r[0]: r[3] for r in ours if r[1] == "γ = 1" and r[2] == better_recipe.SAMPLERS["noise"]}
+    assert cfg.headline_variant == better_recipe.BEST_UNGUIDED and variant == min(unguided, key=unguided.get)
+    assert {r[0] for r in ours if r[2] != better_recipe.SAMPLERS["noise"]} == {variant}
+    assert any(f"{r[1]}" in setting for r in ours if r[0] == variant)
     assert f"{metric(m, 'headline_setting')}" in tables["headline"]["rows"][1][0]
     grid_fids = {r[3] for r in ours}
     assert round(metric(m, "fid_headline"), 3) not in grid_fids
@@ -459,11 +464,16 @@ def test_choose_headline_takes_the_lowest_fid_that_meets_the_accuracy_target():
             return self._acc
 
     cfg = better_recipe.QUICK
-    v, other = cfg.headline_variant, cfg.variants[0]
+    v, other = cfg.variants[1], cfg.variants[0]
     points = {(v, "noise", "1"): Point(5.0, 0.95),            # lowest FID but misses the accuracy target
               (v, "matched", "3@5-30"): Point(7.0, 0.995),
               (v, "noise", "3"): Point(9.0, 0.999),
               (other, "noise", "3"): Point(1.0, 1.0)}         # another variant: never the headline
-    assert better_recipe.choose_headline(cfg, None, points) == ("matched", "3@5-30")
+    assert better_recipe.choose_headline(cfg, None, points, v) == ("matched", "3@5-30")
     strict = dataclasses.replace(cfg, target_accuracy=0.9999)  # none meets it: the most accurate one
-    assert better_recipe.choose_headline(strict, None, points) == ("noise", "3")
+    assert better_recipe.choose_headline(strict, None, points, v) == ("noise", "3")
+    # the headline model: the lowest FID at gamma = 1 from N(0, I), whatever its guided points do ...
+    unguided = {(v, "noise", "1"): Point(5.0, 0.95), (other, "noise", "1"): Point(4.0, 0.9)}
+    assert better_recipe.choose_variant(cfg, None, unguided | {(v, "noise", "3"): Point(1.0, 1.0)}) == other
+    # ... unless the config names one
+    assert better_recipe.choose_variant(dataclasses.replace(cfg, headline_variant=v), None, unguided) == v
