@@ -34,8 +34,8 @@ HEADLINES = {
     "fid_ddpm_300_matched": ("FID, DDPM sampler (300 steps) from the moment-matched start", ".2f"),
     "fid_ddim_50": ("FID, DDIM sampler (50 steps) from the moment-matched start", ".2f"),
     "fid_ddim_50_from_noise": ("FID, DDIM sampler (50 steps) from pure noise", ".2f"),
-    "fid_class_conditioned_improved": ("FID, class-conditioned, better recipe (GroupNorm, EMA, 4x steps, "
-                                       "its best sampler setting at the accuracy target)", ".2f"),
+    "fid_class_conditioned_improved": ("FID, class-conditioned, better recipe (GroupNorm, EMA, more steps: "
+                                       "its best model and sampler setting at the accuracy target)", ".2f"),
     "class_accuracy_class_conditioned_improved": ("Better recipe: samples classified as the asked digit", "pct"),
     "fid_ratio_class_conditioned_improved": ("Better recipe: FID in multiples of the floor", ".1f"),
     "train_images": ("Training digits", ",d"),
