@@ -231,7 +231,7 @@ class Pages:
         metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
                "base": link(page, f"results/{section.name}") + "/",
-               "fid_noise": self.fid_noise,
+               "fid_noise": self.fid_noise, "summary": self.results.summary or {},
                "alongside": describe(self.shared.get(section.name, []))}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None

@@ -203,6 +203,38 @@ def test_better_recipe_page_names_grid_points_within_the_fid_target(tree):
     assert page.index("2.5 × floor") < page.index("2.9 × floor")          # best FID first
 
 
+def set_unguided_fids(m: dict, fids: list[float]) -> None:
+    """Give the better recipe's variants (in training-table order) these FIDs at gamma = 1 from N(0, I)."""
+    training = next(t for t in m["tables"] if t["key"] == "training")
+    grid = next(t for t in m["tables"] if t["key"] == "grid")
+    for train_row, fid in zip(training["rows"], fids):
+        row = next(r for r in grid["rows"] if r[0] == train_row[0] and r[1] == "γ = 1" and r[2] == "N(0, I) start")
+        row[3] = fid
+
+
+def test_better_recipe_page_says_when_the_longest_training_is_worse(tree):
+    path, summary = tree.results / "better-recipe" / "manifest.json", tree.results / "summary.json"
+    m = json.loads(path.read_text())
+    training = next(t for t in m["tables"] if t["key"] == "training")["rows"]
+    assert len(training) == 2 and training[1][1] > training[0][1]        # the quick profile: 2 models, 2nd longer
+    json.dump(json.loads(summary.read_text()) | {"train_images": 100}, summary.open("w"))
+    set_unguided_fids(m, [5.0, 9.0])                                    # the longer run is worse
+    path.write_text(json.dumps(m))
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    page = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
+    passes = round(training[1][2] * m["config"]["base"]["train"]["batch_size"] / 100)
+    assert f"The longest run, {training[1][0]} ({training[1][2]:,} optimizer steps)" in page
+    assert "reaches FID 9.0 at" in page and f"against 5.0 for {training[0][0]}" in page
+    assert f"The training split here holds 100 digits, so those steps show each digit about {passes} times" in page
+
+    set_unguided_fids(m, [9.0, 5.0])                                    # the longer run is the best: no such note
+    path.write_text(json.dumps(m))
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    assert "The longest run" not in (tree.site / "evaluation" / "better-recipe" / "index.html").read_text()
+
+
 def test_dry_run_changes_nothing(tree):
     before = snapshot(tree.results)
     code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))
