@@ -9,7 +9,7 @@ import click
 from experiments.cli import run_click
 from experiments.errors import UserError
 from generator import build as pipeline
-from generator import TEMPLATES_DIR, checks, preview, site
+from generator import TEMPLATES_DIR, archive, checks, preview, site
 
 PATH = click.Path(path_type=Path)
 
@@ -41,8 +41,9 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
               serve: bool, dev_addr: str, publish: bool, templates: Path) -> None:
     """Render a page per section from its results and build the MkDocs site into --site-dir.
 
-    Also: `build-site check [SITE]` (links, images, alt text of a built site) and
-    `build-site screenshot [SITE]` (the README's picture of the index page).
+    Also: `build-site check [SITE]` (links, images, alt text of a built site),
+    `build-site screenshot [SITE]` (the README's picture of the index page) and
+    `build-site archive SECTION` (keep a run's manifest before a rerun replaces it).
     """
     opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
                                  data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
@@ -64,6 +65,18 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
             site.serve(staging, dev_addr)
     finally:
         site.discard(staging)
+
+
+@cli.command("archive")
+@click.argument("sources", nargs=-1, required=True, metavar="SECTION|MANIFEST...")
+@click.option("--results", default=Path("docs/results"), show_default=True, type=PATH,
+              help="Results folder; the archive is its archive/ subfolder.")
+def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
+    """Keep a run's manifest before its results are replaced: a SECTION's current manifest, or a
+    MANIFEST file from elsewhere (e.g. an exploratory run with --set). Pages compare against them."""
+    for source in sources:
+        path, new = archive.archive(results, source)
+        click.echo(f"{'archived' if new else 'already archived'}: {path}")
 
 
 @cli.command("check")

@@ -1,5 +1,6 @@
 """How far an FID moves while the model stays the same: pairs of FIDs that the committed results
-already hold and that differ in one thing only (the starting noise, the process, the training run).
+already hold and that differ in one thing only (the starting noise, the process, the training run),
+and the better recipe's models trained again in archived earlier runs (generator/archive.py).
 
 No section measures this on purpose; the pairs fall out of sections that sample the same weights
 (their manifests record the fingerprint of the weights they loaded) or train the same recipe. A pair
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.sections.variants import short, slug
 from generator.inputs import metric_value as _metric
 
 TIME = "time-conditioned"
@@ -41,7 +43,41 @@ def _draws(manifest: dict | None) -> tuple[int, int] | None:
     return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
 
 
-def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None) -> list[NoiseRow]:
+def _replicates(current: dict, other: dict) -> bool:
+    """Whether `other` is a better-recipe run whose shared variants were trained and judged exactly as
+    in `current`: same profile, seed, base recipe, classifier weights, test digits and starting noise."""
+    a, b = current.get("config") or {}, other.get("config") or {}
+    same = ("base", "samples", "batch", "test_images")
+    return (other.get("run_id") != current.get("run_id") and other.get("profile") == current.get("profile")
+            and other.get("seed") == current.get("seed") and all(k in a and a[k] == b.get(k) for k in same)
+            and bool(current.get("loaded_weights")) and other.get("loaded_weights") == current.get("loaded_weights"))
+
+
+def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]:
+    """The better recipe's models trained again in earlier runs (archived manifests): per model, its
+    FID at gamma = 1 from N(0, I) on the grid, in every run that trained it the same way."""
+    if not current:
+        return []
+    runs = [m for m in archived if _replicates(current, m)] + [current]
+    rows = []
+    for variant in current["config"].get("variants", []):
+        key = f"fid_{slug(variant)}_1"
+        fids = [(m, _metric(m, key)) for m in runs if variant in m["config"].get("variants", [])]
+        fids = [(m, f) for m, f in fids if f is not None]
+        if len(fids) < 2:
+            continue
+        same_models = all(m["config"]["variants"] == current["config"]["variants"] for m, _ in fids)
+        how = ("with the same models in lockstep: only the GPU's non-determinism differs" if same_models else
+               "beside other models in lockstep, which changes its random draws")
+        rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another lease {how})",
+                             f"{short(variant)}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
+                             f"{current['config']['samples']:,} digits",
+                             tuple((f"commit {m['git_commit'][:7]}", f) for m, f in fids)))
+    return rows
+
+
+def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None,
+                   archive: dict[str, list[dict]] | None = None) -> list[NoiseRow]:
     ev, fast, peer, abl = (manifests.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
     rows: list[NoiseRow] = []
     fast_fid, fast_draws = _metric(fast, "fid_ddpm"), _draws(fast)
@@ -66,6 +102,7 @@ def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None) -> list[N
                              (("time-conditioned, sampled in fast-sampling", fast_fid),
                               ("ablations' reference", _metric(abl, "fid_reference")))))
     better = manifests.get("better-recipe")
+    rows += retrained_rows(better, (archive or {}).get("better-recipe", []))
     draws = [f for k in range(1, 11) if (f := _metric(better, f"fid_headline_draw{k}")) is not None]
     if len(draws) >= 2:
         headline_digits = (better.get("config") or {}).get("headline_samples", 0)

@@ -5,12 +5,13 @@ here we add the checks the site needs: the fields a page reads, and every file a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
 from experiments.results import load_manifest, load_results_json
+from generator.archive import load_archive
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
 BENCHMARK = "benchmark.json"    # performance measurements (shown on the Performance page)
@@ -26,12 +27,14 @@ TABLE_FIELDS = ("title", "columns", "rows")
 
 @dataclass(frozen=True)
 class Results:
-    """Every manifest found (section name -> dict) plus the optional summary and benchmark."""
+    """Every manifest found (section name -> dict) plus the optional summary and benchmark, and the
+    archived manifests of earlier runs (section name -> oldest first; see generator/archive.py)."""
 
     root: Path
     manifests: dict[str, dict]
     summary: dict | None
     benchmark: dict | None
+    archive: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def _check_manifest(path: Path, m: dict) -> None:
@@ -72,7 +75,8 @@ def load_results(root: Path, sections: list[str]) -> Results:
             continue
         _check_manifest(root / name / "manifest.json", m)
         manifests[name] = m
-    return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK))
+    return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK),
+                   load_archive(root))
 
 
 def metric_value(manifest: dict | None, key: str) -> Any:

@@ -189,7 +189,7 @@ class Pages:
         self.results_label = results_label
         self.shared = shared_device(results.manifests)
         # cross-section FID pairs, shown on the evaluation page: computed once, not once per page
-        self.fid_noise = fid_noise_rows(results.manifests, results.benchmark)
+        self.fid_noise = fid_noise_rows(results.manifests, results.benchmark, results.archive)
 
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
@@ -232,6 +232,7 @@ class Pages:
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
                "base": link(page, f"results/{section.name}") + "/",
                "fid_noise": self.fid_noise, "summary": self.results.summary or {},
+               "archived": self.results.archive.get(section.name, []),
                "alongside": describe(self.shared.get(section.name, []))}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None

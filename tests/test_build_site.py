@@ -235,6 +235,44 @@ def test_better_recipe_page_says_when_the_longest_training_is_worse(tree):
     assert "The longest run" not in (tree.site / "evaluation" / "better-recipe" / "index.html").read_text()
 
 
+def test_an_archived_run_stays_on_the_pages_after_a_rerun(tree):
+    current = tree.results / "better-recipe" / "manifest.json"
+    code, out, err = run_cli("archive", "better-recipe", "--results", str(tree.results))
+    assert code == 0, err
+    archived = Path(out.split("archived: ")[1].strip())
+    assert archived.parent == tree.results / "archive" and archived.read_bytes() == current.read_bytes()
+    assert run_cli("archive", "better-recipe", "--results", str(tree.results))[1].startswith("already archived")
+
+    m = json.loads(current.read_text())                     # a rerun of the same recipe and seed
+    m["run_id"], m["git_commit"] = "better-recipe-rerun", "f" * 40
+    grid = next(t for t in m["tables"] if t["key"] == "grid")["rows"]
+    row = next(r for r in grid if r[1] == "γ = 1" and r[2] == "N(0, I) start" and not r[0].startswith("reference"))
+    row[3] = 123.25
+    current.write_text(json.dumps(m))
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    better = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
+    old = json.loads(archived.read_text())
+    assert "Earlier and exploratory runs of this section" in better
+    assert f"commit {old['git_commit'][:7]}, {old['started_at'][:10]}" in better
+    assert f"{row[0]}: 123.25 (" in better                             # this page's row
+    evaluation = " ".join(unescape((tree.site / "evaluation" / "evaluation" / "index.html").read_text()).split())
+    assert "the training run (same recipe and seed, trained again in another lease with the same models" in evaluation
+    assert f"(commit {old['git_commit'][:7]}); " in evaluation and "(commit fffffff)" in evaluation
+
+
+def test_archive_refuses_what_it_cannot_read(tree):
+    code, _, err = run_cli("archive", "better-recipes", "--results", str(tree.results))
+    _assert_one_line_error(code, err, "no manifest at", "better-recipes")
+    (tree.results / "archive").mkdir()
+    (tree.results / "archive" / "broken.json").write_text("{not json")
+    code, _, err = run_cli(*build_args(tree))
+    _assert_one_line_error(code, err, "corrupt results", "broken.json", "not valid JSON")
+    (tree.results / "archive" / "broken.json").write_text(json.dumps({"schema": 1, "section": "better-recipe"}))
+    code, _, err = run_cli(*build_args(tree))
+    _assert_one_line_error(code, err, "corrupt results", "broken.json", "run_id")
+
+
 def test_dry_run_changes_nothing(tree):
     before = snapshot(tree.results)
     code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))

@@ -63,3 +63,30 @@ def test_a_broken_premise_drops_its_pair(manifests):
         del unproven[name]["loaded_weights"]
     assert [r.changes for r in fid_noise_rows(unproven, {"fid_ours": [1.0]})][0].startswith("the training run")
     assert fid_noise_rows({}, None) == []
+
+
+def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40) -> dict:
+    from experiments.sections.variants import slug
+
+    return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit,
+            "loaded_weights": {"classifier": "k"},
+            "config": {"base": RECIPE, "samples": 100, "batch": 50, "test_images": 0, "variants": variants},
+            "metrics": {f"fid_{slug(v)}_1": metric(f) for v, f in zip(variants, fids)}}
+
+
+def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
+    short, long_ = "unet.norm=group", "unet.norm=group train.epochs=80"
+    manifests["better-recipe"] = better_run("now", [short, long_], [9.0, 8.0], commit="b" * 40)
+    archive = {"better-recipe": [
+        better_run("before", [short, long_, "unet.hidden=128"], [10.0, 7.0]),       # the same two models, and one more
+        better_run("explore", ["unet.hidden=128 unet.norm=group"], [12.0]),         # no model in common
+        better_run("other-seed", [short], [1.0], seed=7),                           # another seed: not a replicate
+    ]}
+    rows = [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+    assert [r.same.split(",")[0] for r in rows] == ["norm=group", "norm=group epochs=80"]
+    assert rows[0].fids == (("commit aaaaaaa", 10.0), ("commit bbbbbbb", 9.0))
+    assert rows[1].fids == (("commit aaaaaaa", 7.0), ("commit bbbbbbb", 8.0))
+    assert "beside other models in lockstep" in rows[0].changes           # the variant lists differ
+
+    archive["better-recipe"][0]["loaded_weights"] = {"classifier": "another"}  # judged by another classifier
+    assert not [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
