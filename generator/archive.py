@@ -69,5 +69,5 @@ def load_archive(results: Path) -> dict[str, list[dict]]:
 
 
 def describe_run(manifest: dict) -> str:
-    """'commit 8194968f, 2026-11-25 (NVIDIA H100 80GB HBM3)': which run a number comes from."""
-    return f"commit {manifest['git_commit'][:8]}, {manifest['started_at'][:10]} ({manifest['device']})"
+    """'commit 8194968, 2026-11-25 (NVIDIA H100 80GB HBM3)': which run a number comes from."""
+    return f"commit {manifest['git_commit'][:7]}, {manifest['started_at'][:10]} ({manifest['device']})"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import registry
+from generator import recipe_runs
 from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results, metric_value, scalar_items
 from generator.overlap import describe, mean_others, shared_device
@@ -231,13 +232,20 @@ class Pages:
         metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
         ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
                "base": link(page, f"results/{section.name}") + "/",
-               "fid_noise": self.fid_noise, "summary": self.results.summary or {},
-               "archived": self.results.archive.get(section.name, []),
+               "fid_noise": self.fid_noise, **self.derived(section.name, m),
                "alongside": describe(self.shared.get(section.name, []))}
         intro_name = f"sections/{section.name}.md.j2"
         intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
         return self.r.render("section.md.j2", **self.common(page), **ctx, intro=intro,
                              status=self.status[section.name], blocks=figure_blocks(m["figures"]))
+
+    def derived(self, name: str, m: dict) -> dict[str, Any]:
+        """What a section's template needs beyond its own manifest (the better recipe: its archived runs)."""
+        if name != "better-recipe":
+            return {}
+        archived = self.results.archive.get(name, [])
+        return {"runs": recipe_runs.runs(m, archived) if archived else [],
+                "overtrained": recipe_runs.overtrained(m, (self.results.summary or {}).get("train_images"))}
 
     def index_context(self) -> dict[str, Any]:
         cards = []

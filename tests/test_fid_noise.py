@@ -90,3 +90,4 @@ def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
 
     archive["better-recipe"][0]["loaded_weights"] = {"classifier": "another"}  # judged by another classifier
     assert not [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+

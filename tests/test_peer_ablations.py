@@ -395,7 +395,7 @@ def test_intro_templates_render(quick_run, name):
     env = make_env(Path(__file__).resolve().parent.parent / "templates")
     metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
     text = env.get_template(f"sections/{name}.md.j2").render(m=m, metrics=metrics, config=m["config"],
-                                                             summary={}, archived=[])
+                                                             runs=[], overtrained=None)
     assert "$" in text and "quick" in text and "None" not in text
 
 

@@ -1,0 +1,80 @@
+"""What the better-recipe page derives from its manifest and the archived runs of the section.
+
+Each run trained some models (its training table) and sampled each at gamma = 1 from N(0, I) on the
+grid (the model's own quality, before guidance or sampler tricks). The page compares runs on that
+number and says when the longest training was not the best one. Templates only lay these out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generator.archive import describe_run
+from generator.inputs import metric_value
+
+REFERENCE_ROW = "reference (evaluation)"     # the grid's rows copied from the evaluation's sweep
+UNGUIDED = ("γ = 1", "N(0, I) start")         # the grid's (guidance, sampler) of plain conditional sampling
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str            # the variant's short label, as in the tables
+    steps: int           # optimizer steps
+    loss: float          # final training loss
+    fid: float | None    # grid FID at gamma = 1 from N(0, I); None if the run did not sample it
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str           # commit, date, device
+    current: bool        # the run this page shows
+    models: tuple[Model, ...]
+    headline: str        # '<model>, <setting>: FID x = r × floor at a%' ('' if the run has none)
+    memorisation: float | None   # the headline samples' nearest-training-digit distance / the test digits'
+
+
+def _table(manifest: dict, key: str) -> list[list]:
+    return next((t["rows"] for t in manifest.get("tables", []) if t.get("key") == key), [])
+
+
+def models(manifest: dict) -> tuple[Model, ...]:
+    """The run's models in training order, each with its unguided grid FID."""
+    fids = {row[0]: row[3] for row in _table(manifest, "grid")
+            if row[0] != REFERENCE_ROW and tuple(row[1:3]) == UNGUIDED}
+    return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in _table(manifest, "training"))
+
+
+def headline(manifest: dict) -> str:
+    value = lambda key: metric_value(manifest, key)                   # noqa: E731
+    if value("fid_headline") is None:
+        return ""
+    model = f"{value('headline_variant')}, " if value("headline_variant") is not None else ""
+    return (f"{model}{value('headline_setting')}: FID {value('fid_headline'):.2f} = "
+            f"{value('fid_ratio_headline'):.2f} × floor at {100 * value('accuracy_headline'):.2f}%")
+
+
+def runs(current: dict, archived: list[dict]) -> list[Run]:
+    """The archived runs, oldest first, then the current one."""
+    return [Run(describe_run(m), m is current, models(m), headline(m), metric_value(m, "memorisation_ratio_headline"))
+            for m in [*archived, current]]
+
+
+@dataclass(frozen=True)
+class Overtrained:
+    longest: Model        # the model with the most optimizer steps ...
+    best: Model           # ... and the one with the lowest unguided FID, when they differ
+    lowest_loss: bool     # whether the longest also ended with the lowest training loss
+    train_images: int | None   # digits in the training split (None: unknown)
+    passes: int | None    # how often the longest run showed each training digit (None: split size unknown)
+
+
+def overtrained(current: dict, train_images: int | None) -> Overtrained | None:
+    """The longest-trained model when another model reached a lower FID, else None."""
+    judged = [m for m in models(current) if m.fid is not None]
+    if len(judged) < 2:
+        return None
+    longest, best = max(judged, key=lambda m: m.steps), min(judged, key=lambda m: m.fid)
+    if longest.steps == best.steps:
+        return None
+    batch = current["config"]["base"]["train"]["batch_size"]
+    return Overtrained(longest, best, longest.loss == min(m.loss for m in judged), train_images or None,
+                       round(longest.steps * batch / train_images) if train_images else None)
