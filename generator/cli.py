@@ -9,7 +9,7 @@ import click
 from experiments.cli import run_click
 from experiments.errors import UserError
 from generator import build as pipeline
-from generator import TEMPLATES_DIR, archive, checks, preview, site
+from generator import TEMPLATES_DIR, archive, checks, preview, site, unpack
 
 PATH = click.Path(path_type=Path)
 
@@ -42,8 +42,9 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
     """Render a page per section from its results and build the MkDocs site into --site-dir.
 
     Also: `build-site check [SITE]` (links, images, alt text of a built site),
-    `build-site screenshot [SITE]` (the README's picture of the index page) and
-    `build-site archive SECTION` (keep a run's manifest before a rerun replaces it).
+    `build-site screenshot [SITE]` (the README's picture of the index page),
+    `build-site archive SECTION` (keep a run's manifest before a rerun replaces it) and
+    `build-site unpack TARBALL` (results packed on a GPU machine, swapped in with the old runs archived).
     """
     opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
                                  data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
@@ -77,6 +78,19 @@ def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
     for source in sources:
         path, new = archive.archive(results, source)
         click.echo(f"{'archived' if new else 'already archived'}: {path}")
+
+
+@cli.command("unpack")
+@click.argument("tarball", type=PATH)
+@click.option("--results", default=Path("docs/results"), show_default=True, type=PATH, help="Results folder.")
+@click.option("--only", multiple=True, metavar="SECTION", help="Take only this section from the tarball (repeatable).")
+def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...]) -> None:
+    """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU lease): every
+    manifest is checked first, the replaced runs' manifests are archived, summary.json is rewritten."""
+    for item in unpack.unpack(tarball, results, only):
+        kept = f"; the previous run's manifest is in {item.archived}" if item.archived else ""
+        click.echo(f"unpacked {item.section} ({item.run_id}){kept}")
+    click.echo(f"rewrote {results / 'summary.json'}; `build-site --status` says what is fresh")
 
 
 @cli.command("check")

@@ -37,7 +37,7 @@ class Results:
     archive: dict[str, list[dict]] = field(default_factory=dict)
 
 
-def _check_manifest(path: Path, m: dict) -> None:
+def check_manifest(path: Path, m: dict) -> None:
     for key, kind in REQUIRED.items():
         if not isinstance(m.get(key), kind):
             raise UserError(f"corrupt results: {path} has no valid {key!r} field")
@@ -73,7 +73,7 @@ def load_results(root: Path, sections: list[str]) -> Results:
         m = load_manifest(root, name)
         if m is None:
             continue
-        _check_manifest(root / name / "manifest.json", m)
+        check_manifest(root / name / "manifest.json", m)
         manifests[name] = m
     return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK),
                    load_archive(root))

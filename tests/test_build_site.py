@@ -273,6 +273,54 @@ def test_archive_refuses_what_it_cannot_read(tree):
     _assert_one_line_error(code, err, "corrupt results", "broken.json", "run_id")
 
 
+def packed(tree: Tree, tmp_path: Path, edits: dict[str, dict]) -> Path:
+    """A tarball laid out like `writeup --pack` (results/<section>/...) with these sections' manifests
+    changed (key -> value), as if they had been rerun on a GPU machine."""
+    from experiments.writeup import pack
+
+    staging = tmp_path / "lease" / "results"
+    for name, changes in edits.items():
+        shutil.copytree(tree.results / name, staging / name)
+        path = staging / name / "manifest.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | changes) if changes is not None else "{broken")
+    return pack(staging, tmp_path / "lease.tar.gz")
+
+
+def test_unpack_swaps_in_new_results_and_archives_the_old(tree, tmp_path):
+    old = json.loads((tree.results / "better-recipe" / "manifest.json").read_text())
+    tarball = packed(tree, tmp_path, {"better-recipe": {"run_id": "better-recipe-new"},
+                                      "noising": {"run_id": "noising-new"}})
+    code, out, err = run_cli("unpack", str(tarball), "--results", str(tree.results), "--only", "better-recipe")
+    assert code == 0, err
+    assert json.loads((tree.results / "better-recipe" / "manifest.json").read_text())["run_id"] == "better-recipe-new"
+    assert json.loads((tree.results / "noising" / "manifest.json").read_text())["run_id"] != "noising-new"  # not asked
+    archived = list((tree.results / "archive").glob("better-recipe-*.json"))
+    assert [json.loads(p.read_text())["run_id"] for p in archived] == [old["run_id"]]
+    assert f"unpacked better-recipe (better-recipe-new); the previous run's manifest is in {archived[0]}" in out
+    assert json.loads((tree.results / "summary.json").read_text())["sources"]["better-recipe"] == "better-recipe-new"
+    assert not [p for p in tree.results.iterdir() if p.name.startswith(".unpack-")]          # no leftovers
+
+    code, out, err = run_cli("unpack", str(tarball), "--results", str(tree.results))        # everything in it
+    assert code == 0, err
+    assert json.loads((tree.results / "noising" / "manifest.json").read_text())["run_id"] == "noising-new"
+    assert "unpacked better-recipe (better-recipe-new)\n" in out        # the same run again: nothing to archive
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+
+
+def test_unpack_checks_every_manifest_before_replacing_anything(tree, tmp_path):
+    before = snapshot(tree.results)
+    tarball = packed(tree, tmp_path, {"better-recipe": {"run_id": "better-recipe-new"}, "noising": None})
+    code, _, err = run_cli("unpack", str(tarball), "--results", str(tree.results))
+    _assert_one_line_error(code, err, "corrupt results", "noising/manifest.json", "not valid JSON")
+    code, _, err = run_cli("unpack", str(tarball), "--results", str(tree.results), "--only", "peer")
+    _assert_one_line_error(code, err, "holds no results for peer", "it has: better-recipe, noising")
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a tarball")
+    code, _, err = run_cli("unpack", str(tmp_path / "bad.tar.gz"), "--results", str(tree.results))
+    _assert_one_line_error(code, err, "cannot unpack", "not a tar archive")
+    assert snapshot(tree.results) == before
+
+
 def test_dry_run_changes_nothing(tree):
     before = snapshot(tree.results)
     code, out, _ = run_cli(*build_args(tree, "--rerun", "single-step-denoiser", "--dry-run"))
