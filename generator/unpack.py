@@ -52,6 +52,16 @@ def _top(extracted: Path, names: set[str]) -> Path:
     return extracted
 
 
+def _previous_run(results: Path, name: str) -> str | None:
+    """The run id of the results a section folder holds now; None if there are none or they are
+    unreadable (then there is nothing to archive, and the new results replace them)."""
+    try:
+        manifest = load_manifest(results, name)
+    except UserError:
+        return None
+    return (manifest or {}).get("run_id")
+
+
 def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unpacked]:
     """Swap the tarball's section folders (or only those named) into `results`; returns what changed."""
     results = Path(results)
@@ -70,22 +80,22 @@ def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unp
             raise UserError(f"{tarball} holds no results for {', '.join(missing)} (it has: {', '.join(found) or 'none'})")
         if not chosen:
             raise UserError(f"{tarball} holds no section results")
-        manifests = {}
+        manifests, previous_runs = {}, {}
         for name in chosen:                       # check them all before anything is replaced
             manifest = load_manifest(top, name)
             if manifest is None:
                 raise UserError(f"{tarball}: {name}/ has no manifest.json")
             check_manifest(top / name / "manifest.json", manifest)
             manifests[name] = manifest
+            previous_runs[name] = _previous_run(results, name)
         run_files = [top / f for f in RUN_FILES if not only and (top / f).is_file()]
         for path in run_files:
             load_results_json(path)               # corrupt JSON is refused before anything is replaced
         done = []
         for name in chosen:
             current = results / name
-            old = load_manifest(results, name) if (current / "manifest.json").exists() else None
             kept = None
-            if old is not None and old.get("run_id") != manifests[name]["run_id"]:
+            if previous_runs[name] not in (None, manifests[name]["run_id"]):
                 kept, _ = archive(results, name)
             previous = Path(tmp) / f".old-{name}"
             if current.exists():
