@@ -9,7 +9,7 @@ import click
 from experiments.cli import run_click
 from experiments.errors import UserError
 from generator import build as pipeline
-from generator import TEMPLATES_DIR, archive, checks, preview, site, unpack
+from generator import TEMPLATES_DIR, archive, checks, lock, preview, site, unpack
 
 PATH = click.Path(path_type=Path)
 
@@ -84,10 +84,14 @@ def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
 @click.argument("tarball", type=PATH)
 @click.option("--results", default=Path("docs/results"), show_default=True, type=PATH, help="Results folder.")
 @click.option("--only", multiple=True, metavar="SECTION", help="Take only this section from the tarball (repeatable).")
-def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...]) -> None:
+@click.option("--site-dir", default=Path("site"), show_default=True, type=PATH,
+              help="The site of this tree: a build-site running on it holds the same lock.")
+def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path) -> None:
     """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU lease): every
     manifest is checked first, the replaced runs' manifests are archived, summary.json is rewritten."""
-    for item in unpack.unpack(tarball, results, only):
+    with lock.acquire(site_dir):                 # not while a build reads these results
+        done = unpack.unpack(tarball, results, only)
+    for item in done:
         kept = f"; the previous run's manifest is in {item.archived}" if item.archived else ""
         click.echo(f"unpacked {item.section} ({item.run_id}){kept}")
     click.echo(f"rewrote {results / 'summary.json'}; `build-site --status` says what is fresh")

@@ -77,7 +77,8 @@ def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unp
         chosen = [name for name in found if not only or name in only]
         missing = [name for name in only if name not in found]
         if missing:
-            raise UserError(f"{tarball} holds no results for {', '.join(missing)} (it has: {', '.join(found) or 'none'})")
+            raise UserError(f"{tarball} holds no results for {', '.join(missing)} "
+                            f"(it has: {', '.join(found) or 'none'})")
         if not chosen:
             raise UserError(f"{tarball} holds no section results")
         manifests, previous_runs = {}, {}

@@ -286,11 +286,15 @@ def packed(tree: Tree, tmp_path: Path, edits: dict[str, dict]) -> Path:
     return pack(staging, tmp_path / "lease.tar.gz")
 
 
+def unpack_args(tree: Tree, tarball: Path, *extra: str) -> list[str]:
+    return ["unpack", str(tarball), "--results", str(tree.results), "--site-dir", str(tree.site), *extra]
+
+
 def test_unpack_swaps_in_new_results_and_archives_the_old(tree, tmp_path):
     old = json.loads((tree.results / "better-recipe" / "manifest.json").read_text())
     tarball = packed(tree, tmp_path, {"better-recipe": {"run_id": "better-recipe-new"},
                                       "noising": {"run_id": "noising-new"}})
-    code, out, err = run_cli("unpack", str(tarball), "--results", str(tree.results), "--only", "better-recipe")
+    code, out, err = run_cli(*unpack_args(tree, tarball), "--only", "better-recipe")
     assert code == 0, err
     assert json.loads((tree.results / "better-recipe" / "manifest.json").read_text())["run_id"] == "better-recipe-new"
     assert json.loads((tree.results / "noising" / "manifest.json").read_text())["run_id"] != "noising-new"  # not asked
@@ -300,7 +304,7 @@ def test_unpack_swaps_in_new_results_and_archives_the_old(tree, tmp_path):
     assert json.loads((tree.results / "summary.json").read_text())["sources"]["better-recipe"] == "better-recipe-new"
     assert not [p for p in tree.results.iterdir() if p.name.startswith(".unpack-")]          # no leftovers
 
-    code, out, err = run_cli("unpack", str(tarball), "--results", str(tree.results))        # everything in it
+    code, out, err = run_cli(*unpack_args(tree, tarball))        # everything in it
     assert code == 0, err
     assert json.loads((tree.results / "noising" / "manifest.json").read_text())["run_id"] == "noising-new"
     assert "unpacked better-recipe (better-recipe-new)\n" in out        # the same run again: nothing to archive
@@ -311,12 +315,12 @@ def test_unpack_swaps_in_new_results_and_archives_the_old(tree, tmp_path):
 def test_unpack_checks_every_manifest_before_replacing_anything(tree, tmp_path):
     before = snapshot(tree.results)
     tarball = packed(tree, tmp_path, {"better-recipe": {"run_id": "better-recipe-new"}, "noising": None})
-    code, _, err = run_cli("unpack", str(tarball), "--results", str(tree.results))
+    code, _, err = run_cli(*unpack_args(tree, tarball))
     _assert_one_line_error(code, err, "corrupt results", "noising/manifest.json", "not valid JSON")
-    code, _, err = run_cli("unpack", str(tarball), "--results", str(tree.results), "--only", "peer")
+    code, _, err = run_cli(*unpack_args(tree, tarball), "--only", "peer")
     _assert_one_line_error(code, err, "holds no results for peer", "it has: better-recipe, noising")
     (tmp_path / "bad.tar.gz").write_bytes(b"not a tarball")
-    code, _, err = run_cli("unpack", str(tmp_path / "bad.tar.gz"), "--results", str(tree.results))
+    code, _, err = run_cli(*unpack_args(tree, tmp_path / "bad.tar.gz"))
     _assert_one_line_error(code, err, "cannot unpack", "not a tar archive")
     assert snapshot(tree.results) == before
 
@@ -409,6 +413,10 @@ def test_a_second_build_at_once_meets_the_lock(built_tree):
         code, _, err = run_cli(*build_args(built_tree))
         _assert_one_line_error(code, err, "another build-site is running", f"pid {holder.pid}")
         assert snapshot(built_tree.site) == before
+        results = snapshot(built_tree.results)          # nor does an unpack swap results under a build
+        code, _, err = run_cli(*unpack_args(built_tree, built_tree.root / "any.tar.gz"))
+        _assert_one_line_error(code, err, "another build-site is running")
+        assert snapshot(built_tree.results) == results
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)

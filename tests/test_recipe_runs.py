@@ -14,8 +14,8 @@ def recipe_manifest(models: list[tuple[str, int, float, float]]) -> dict:
 
 
 def test_the_longest_training_is_called_out_only_when_another_model_is_better():
-    found = overtrained(recipe_manifest([("short", 100, 0.03, 9.0), ("mid", 400, 0.02, 7.0), ("long", 800, 0.01, 10.0)]),
-                        train_images=1_000)
+    three = recipe_manifest([("short", 100, 0.03, 9.0), ("mid", 400, 0.02, 7.0), ("long", 800, 0.01, 10.0)])
+    found = overtrained(three, train_images=1_000)
     assert (found.longest.name, found.best.name, found.lowest_loss, found.passes) == ("long", "mid", True, 80)
     assert overtrained(recipe_manifest([("short", 100, 0.03, 9.0), ("long", 800, 0.01, 7.0)]), 1_000) is None
     tied = recipe_manifest([("a", 400, 0.02, 9.0), ("b", 400, 0.03, 7.0)])            # equal steps: none is longer
