@@ -17,5 +17,5 @@ python3 -m experiments run better-recipe --profile "${PROFILE:-full}" --device "
   --no-progress \
   --out "$out" --set "variants=$variants" --set guidance=1 --set samplers=matched+clip --set sampler_guidance=1 "$@"
 rc=$?
-[ -f "$out/better-recipe/manifest.json" ] && tar czf "$pack" -C "$out" better-recipe/manifest.json
+[ $rc -eq 0 ] && tar czf "$pack" -C "$out" better-recipe/manifest.json
 exit $rc
