@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from experiments.sections.variants import short, slug
 from generator.inputs import metric_value as _metric
+from generator.recipe_runs import models
 
 TIME = "time-conditioned"
 
@@ -58,21 +58,21 @@ def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]
     FID at gamma = 1 from N(0, I) on the grid, in every run that trained it the same way."""
     if not current:
         return []
-    runs = [m for m in archived if _replicates(current, m)] + [current]
+    runs = [(m, {model.name: model.fid for model in models(m)})
+            for m in [*(a for a in archived if _replicates(current, a)), current]]
+    names = list(runs[-1][1])                      # this run's models, in training order
     rows = []
-    for variant in current["config"].get("variants", []):
-        key = f"fid_{slug(variant)}_1"
-        fids = [(m, _metric(m, key)) for m in runs if variant in m["config"].get("variants", [])]
-        fids = [(m, f) for m, f in fids if f is not None]
-        if len(fids) < 2:
+    for name in names:
+        trained = [(m, fids) for m, fids in runs if fids.get(name) is not None]
+        if len(trained) < 2:
             continue
-        same_models = all(m["config"]["variants"] == current["config"]["variants"] for m, _ in fids)
-        how = ("with the same models in lockstep: only the GPU's non-determinism differs" if same_models else
+        how = ("with the same models in lockstep: only the GPU's non-determinism differs"
+               if all(list(fids) == names for _, fids in trained) else
                "beside other models in lockstep, which changes its random draws")
         rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another lease {how})",
-                             f"{short(variant)}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
+                             f"{name}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
                              f"{current['config']['samples']:,} digits",
-                             tuple((f"commit {m['git_commit'][:7]}", f) for m, f in fids)))
+                             tuple((f"commit {m['git_commit'][:7]}", fids[name]) for m, fids in trained)))
     return rows
 
 

@@ -42,6 +42,8 @@ HEADLINES = {
     "train_images": ("Training digits", ",d"),
     "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
 }
+# section -> (its manifest, its archived runs, summary) -> extra template context, computed in Python
+DERIVED = {"better-recipe": recipe_runs.page_context}
 # run.json's details of the whole-writeup run: folded into the wall-time row, not rows of their own
 WRITEUP_DETAILS = ("writeup_jobs", "writeup_device", "writeup_git_commit", "writeup_finished_at", "finished_at",
                    "writeup_skipped")
@@ -240,12 +242,9 @@ class Pages:
                              status=self.status[section.name], blocks=figure_blocks(m["figures"]))
 
     def derived(self, name: str, m: dict) -> dict[str, Any]:
-        """What a section's template needs beyond its own manifest (the better recipe: its archived runs)."""
-        if name != "better-recipe":
-            return {}
-        archived = self.results.archive.get(name, [])
-        return {"runs": recipe_runs.runs(m, archived) if archived else [],
-                "overtrained": recipe_runs.overtrained(m, (self.results.summary or {}).get("train_images"))}
+        """What a section's template needs beyond its own manifest (see DERIVED)."""
+        context = DERIVED.get(name)
+        return context(m, self.results.archive.get(name, []), self.results.summary) if context else {}
 
     def index_context(self) -> dict[str, Any]:
         cards = []

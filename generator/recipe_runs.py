@@ -1,18 +1,21 @@
 """What the better-recipe page derives from its manifest and the archived runs of the section.
 
 Each run trained some models (its training table) and sampled each at gamma = 1 from N(0, I) on the
-grid (the model's own quality, before guidance or sampler tricks). The page compares runs on that
+grid (the model's own quality, before guidance or sampler tricks; its metric `unguided_fid_key`). The page compares runs on that
 number and says when the longest training was not the best one. Templates only lay these out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.sections.variants import short, slug
 from generator.archive import describe_run
 from generator.inputs import metric_value
 
-REFERENCE_ROW = "reference (evaluation)"     # the grid's rows copied from the evaluation's sweep
-UNGUIDED = ("γ = 1", "N(0, I) start")         # the grid's (guidance, sampler) of plain conditional sampling
+
+def unguided_fid_key(variant: str) -> str:
+    """The better-recipe metric of a model's grid FID at gamma = 1 from N(0, I)."""
+    return f"fid_{slug(variant)}_1"
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,10 @@ def _table(manifest: dict, key: str) -> list[list]:
 
 
 def models(manifest: dict) -> tuple[Model, ...]:
-    """The run's models in training order, each with its unguided grid FID."""
-    fids = {row[0]: row[3] for row in _table(manifest, "grid")
-            if row[0] != REFERENCE_ROW and tuple(row[1:3]) == UNGUIDED}
+    """The run's models in training order (its config's variants; the training table has a row for
+    each, in that order), each with its unguided grid FID."""
+    variants = manifest["config"].get("variants", [])
+    fids = {short(v): metric_value(manifest, unguided_fid_key(v)) for v in variants}
     return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in _table(manifest, "training"))
 
 
@@ -78,3 +82,10 @@ def overtrained(current: dict, train_images: int | None) -> Overtrained | None:
     batch = current["config"]["base"]["train"]["batch_size"]
     return Overtrained(longest, best, longest.loss == min(m.loss for m in judged), train_images or None,
                        round(longest.steps * batch / train_images) if train_images else None)
+
+
+def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
+    """What the better-recipe template reads beyond its manifest: the runs table (only when there are
+    archived runs to compare with) and the overtraining note."""
+    return {"runs": runs(manifest, archived) if archived else [],
+            "overtrained": overtrained(manifest, (summary or {}).get("train_images"))}

@@ -6,8 +6,9 @@
 # WEIGHTS: dependency sections whose weights the SECTIONS load, retrained with the same code,
 #   config and seed into a scratch results folder ("" when the weights were carried in under
 #   .work/full/ from gpu_full_run.sh's KEEP_WEIGHTS: then the results stay consistent), so the
-#   committed results of the dependencies stay as they are; their retrained metrics are printed beside the committed ones (same-seed GPU runs
-#   differ in the last digits: cuDNN picks its algorithms by timing). The first WEIGHTS section runs
+#   committed results of the dependencies stay as they are; their retrained metrics are printed
+#   beside the committed ones (same-seed GPU runs differ in the last digits: cuDNN picks its
+#   algorithms by timing). The first WEIGHTS section runs
 #   first, then the others side by side. A section's plan checks the weights of its dependencies'
 #   dependencies too (e.g. better-recipe -> evaluation -> class-conditioned), so name those as well.
 # SECTIONS: run one after the other into .work/results, a copy of docs/results made at the start

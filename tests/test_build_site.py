@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from experiments import registry, runner
+from experiments.sections.variants import short
 from generator import checks, lock
 from generator.cli import main
 from generator.pages import section_path
@@ -204,11 +205,14 @@ def test_better_recipe_page_names_grid_points_within_the_fid_target(tree):
 
 
 def set_unguided_fids(m: dict, fids: list[float]) -> None:
-    """Give the better recipe's variants (in training-table order) these FIDs at gamma = 1 from N(0, I)."""
-    training = next(t for t in m["tables"] if t["key"] == "training")
+    """Give the better recipe's variants (in config order) these FIDs at gamma = 1 from N(0, I): their
+    metrics and the grid's rows."""
+    from generator.recipe_runs import unguided_fid_key
+
     grid = next(t for t in m["tables"] if t["key"] == "grid")
-    for train_row, fid in zip(training["rows"], fids):
-        row = next(r for r in grid["rows"] if r[0] == train_row[0] and r[1] == "γ = 1" and r[2] == "N(0, I) start")
+    for variant, fid in zip(m["config"]["variants"], fids):
+        m["metrics"][unguided_fid_key(variant)]["value"] = fid
+        row = next(r for r in grid["rows"] if r[0] == short(variant) and r[1] == "γ = 1" and r[2] == "N(0, I) start")
         row[3] = fid
 
 
@@ -245,9 +249,8 @@ def test_an_archived_run_stays_on_the_pages_after_a_rerun(tree):
 
     m = json.loads(current.read_text())                     # a rerun of the same recipe and seed
     m["run_id"], m["git_commit"] = "better-recipe-rerun", "f" * 40
-    grid = next(t for t in m["tables"] if t["key"] == "grid")["rows"]
-    row = next(r for r in grid if r[1] == "γ = 1" and r[2] == "N(0, I) start" and not r[0].startswith("reference"))
-    row[3] = 123.25
+    set_unguided_fids(m, [123.25])                           # its first model
+    row = [short(m["config"]["variants"][0])]                # its label in the tables
     current.write_text(json.dumps(m))
     code, _, err = run_cli(*build_args(tree))
     assert code == 0, err

@@ -66,12 +66,15 @@ def test_a_broken_premise_drops_its_pair(manifests):
 
 
 def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40) -> dict:
-    from experiments.sections.variants import slug
+    """A better-recipe manifest whose models (its training table) have these grid FIDs at gamma = 1."""
+    from experiments.sections.variants import short
+    from generator.recipe_runs import unguided_fid_key
 
     return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit,
             "loaded_weights": {"classifier": "k"},
             "config": {"base": RECIPE, "samples": 100, "batch": 50, "test_images": 0, "variants": variants},
-            "metrics": {f"fid_{slug(v)}_1": metric(f) for v, f in zip(variants, fids)}}
+            "tables": [{"key": "training", "rows": [[short(v), 80, 100, 0.02, 1.0] for v in variants]}],
+            "metrics": {unguided_fid_key(v): metric(f) for v, f in zip(variants, fids)}}
 
 
 def test_the_better_recipe_trained_again_in_an_archived_run(manifests):

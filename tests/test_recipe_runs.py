@@ -1,16 +1,17 @@
 """The better-recipe page's derived rows: each run's models, and when the longest training is not the best."""
 from __future__ import annotations
 
-from generator.recipe_runs import headline, overtrained, runs
+from generator.recipe_runs import headline, overtrained, runs, unguided_fid_key
 
 
-def recipe_manifest(models: list[tuple[str, int, float, float]]) -> dict:
-    """A better-recipe manifest with (name, steps, final loss, unguided grid FID) per model."""
-    return {"config": {"base": {"train": {"batch_size": 100}}},
-            "tables": [{"key": "training", "rows": [[n, 0, steps, loss, 1.0] for n, steps, loss, _ in models]},
-                       {"key": "grid", "rows": [["reference (evaluation)", "γ = 1", "N(0, I) start", 1.0, 1, "90%"]] +
-                        [[n, "γ = 1", "N(0, I) start", fid, 2, "99%"] for n, *_, fid in models] +
-                        [[n, "γ = 2", "N(0, I) start", 0.5, 1, "99%"] for n, *_ in models]}]}
+def recipe_manifest(models: list[tuple[str, int, float, float]], **metrics: float) -> dict:
+    """A better-recipe manifest with (variant, steps, final loss, unguided grid FID) per model, a
+    guided FID per model that must not be taken for it, and these other metrics."""
+    return {"config": {"base": {"train": {"batch_size": 100}}, "variants": [n for n, *_ in models]},
+            "tables": [{"key": "training", "rows": [[n, 0, steps, loss, 1.0] for n, steps, loss, _ in models]}],
+            "metrics": {**{unguided_fid_key(n): {"value": fid} for n, *_, fid in models},
+                        **{f"fid_{n}_2": {"value": 0.5} for n, *_ in models},
+                        **{key: {"value": value} for key, value in metrics.items()}}}
 
 
 def test_the_longest_training_is_called_out_only_when_another_model_is_better():
@@ -25,12 +26,11 @@ def test_the_longest_training_is_called_out_only_when_another_model_is_better():
 
 def test_runs_list_the_archived_ones_then_this_one():
     old = recipe_manifest([("a", 100, 0.03, 9.0)]) | {"git_commit": "1" * 40, "started_at": "2026-01-02T03:04:05Z",
-                                                      "device": "GPU", "metrics": {}}
-    new = recipe_manifest([("a", 100, 0.02, 8.0), ("b", 200, 0.01, 7.5)]) | {
-        "git_commit": "2" * 40, "started_at": "2026-02-02T03:04:05Z", "device": "GPU", "metrics": {
-            "headline_variant": {"value": "b"}, "headline_setting": {"value": "γ = 1"}, "fid_headline": {"value": 7.6},
-            "fid_ratio_headline": {"value": 3.2}, "accuracy_headline": {"value": 0.991},
-            "memorisation_ratio_headline": {"value": 0.9}}}
+                                                      "device": "GPU"}
+    new = recipe_manifest([("a", 100, 0.02, 8.0), ("b", 200, 0.01, 7.5)], headline_variant="b",
+                          headline_setting="γ = 1", fid_headline=7.6, fid_ratio_headline=3.2, accuracy_headline=0.991,
+                          memorisation_ratio_headline=0.9) | {
+        "git_commit": "2" * 40, "started_at": "2026-02-02T03:04:05Z", "device": "GPU"}
     first, last = runs(new, [old])
     assert (first.label, first.current, first.headline, first.memorisation) == (
         "commit 1111111, 2026-01-02 (GPU)", False, "", None)
