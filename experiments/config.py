@@ -36,9 +36,11 @@ class UNetConfig:
     residual: bool = False      # ablation: skip connection around each ConvBlock
     norm: str = "batch"         # batch | group (ablation)
     final_kernel: int = 3       # kernel of the output conv: 3 (reference) or 1 (ablation)
+    dropout: float = 0.0        # dropout between the two convs of each ConvBlock (Ho et al. 2020); 0 = none
 
     def validate(self) -> None:
         _require(self.hidden >= 1, f"unet.hidden (D) must be >= 1, got {self.hidden}")
+        _require(0 <= self.dropout < 1, f"unet.dropout must be in [0, 1), got {self.dropout}")
         _require(self.conditioning in ("none", "time", "class"),
                  f"unet.conditioning must be none, time or class, got {self.conditioning!r}")
         _require(self.norm in ("batch", "group"), f"unet.norm must be batch or group, got {self.norm!r}")

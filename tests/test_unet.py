@@ -133,6 +133,31 @@ def test_norm_ablation_swaps_batchnorm_for_groupnorm():
         assert group.eval()(torch.randn(2, 1, 28, 28), torch.rand(2)).shape == (2, 1, 28, 28)
 
 
+def test_dropout_regulariser_sits_inside_every_conv_block_and_only_acts_in_training():
+    cfg = UNetConfig(hidden=16, conditioning="class", norm="group")
+    torch.manual_seed(0)
+    plain = UNet(cfg)
+    dropped = UNet(UNetConfig(hidden=16, conditioning="class", norm="group", dropout=0.3))
+    assert [type(m) for m in plain.modules()].count(nn.Dropout) == 0
+    assert [type(m) for m in dropped.modules()].count(nn.Dropout) == 6          # one per ConvBlock
+    assert plain.state_dict().keys() == dropped.state_dict().keys()             # checkpoints interchangeable
+    dropped.load_state_dict(plain.state_dict())
+    x, t, c = torch.randn(4, 1, 28, 28), torch.rand(4), torch.eye(10)[:4]
+    with torch.no_grad():
+        assert torch.equal(dropped.eval()(x, t, c), plain.eval()(x, t, c))      # sampling: no dropout
+        dropped.train()
+        assert not torch.allclose(dropped(x, t, c), dropped(x, t, c))           # training: fresh masks
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0])
+def test_dropout_out_of_range_is_refused(bad):
+    from experiments.config import validate
+    from experiments.errors import UserError
+
+    with pytest.raises(UserError, match="unet.dropout must be in"):
+        validate(UNetConfig(dropout=bad))
+
+
 def test_final_kernel_ablation():
     d = 64
     k1 = UNet(UNetConfig(hidden=d, conditioning="class", final_kernel=1))

@@ -27,14 +27,16 @@ def _layer(conv: nn.Module, channels: int, norm: str) -> nn.Sequential:
 
 
 class ConvBlock(nn.Module):
-    """Conv(i, o) -> Conv(o, o), optionally with a 1x1-projected skip around both (ablation)."""
+    """Conv(i, o) -> Conv(o, o), optionally with a 1x1-projected skip around both (ablation) and
+    dropout between the two (a regulariser for small training sets; without it the block's modules,
+    and so its checkpoints, are exactly those of the reference)."""
 
-    def __init__(self, cin: int, cout: int, norm: str, residual: bool):
+    def __init__(self, cin: int, cout: int, norm: str, residual: bool, dropout: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(
-            _layer(nn.Conv2d(cin, cout, 3, 1, 1), cout, norm),
-            _layer(nn.Conv2d(cout, cout, 3, 1, 1), cout, norm),
-        )
+        first = _layer(nn.Conv2d(cin, cout, 3, 1, 1), cout, norm)
+        if dropout > 0:
+            first.append(nn.Dropout(dropout))
+        self.body = nn.Sequential(first, _layer(nn.Conv2d(cout, cout, 3, 1, 1), cout, norm))
         self.skip = None
         if residual:
             self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
@@ -45,14 +47,15 @@ class ConvBlock(nn.Module):
 
 
 class DownBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: str, residual: bool):
-        super().__init__(_layer(nn.Conv2d(cin, cout, 3, 2, 1), cout, norm), ConvBlock(cout, cout, norm, residual))
+    def __init__(self, cin: int, cout: int, norm: str, residual: bool, dropout: float = 0.0):
+        super().__init__(_layer(nn.Conv2d(cin, cout, 3, 2, 1), cout, norm),
+                         ConvBlock(cout, cout, norm, residual, dropout))
 
 
 class UpBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: str, residual: bool):
+    def __init__(self, cin: int, cout: int, norm: str, residual: bool, dropout: float = 0.0):
         super().__init__(_layer(nn.ConvTranspose2d(cin, cout, 4, 2, 1), cout, norm),
-                         ConvBlock(cout, cout, norm, residual))
+                         ConvBlock(cout, cout, norm, residual, dropout))
 
 
 class FCBlock(nn.Sequential):
@@ -65,16 +68,16 @@ class FCBlock(nn.Sequential):
 class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig):
         super().__init__()
-        d, norm, res = cfg.hidden, cfg.norm, cfg.residual
+        d, norm, res, p = cfg.hidden, cfg.norm, cfg.residual, cfg.dropout
         self.cfg = cfg
-        self.encode1 = ConvBlock(1, d, norm, res)                  # (B, D, 28, 28)
-        self.encode2 = DownBlock(d, d, norm, res)                  # (B, D, 14, 14)
-        self.encode3 = DownBlock(d, 2 * d, norm, res)              # (B, 2D, 7, 7)
+        self.encode1 = ConvBlock(1, d, norm, res, p)               # (B, D, 28, 28)
+        self.encode2 = DownBlock(d, d, norm, res, p)               # (B, D, 14, 14)
+        self.encode3 = DownBlock(d, 2 * d, norm, res, p)           # (B, 2D, 7, 7)
         self.flatten = nn.Sequential(nn.AvgPool2d(7), nn.GELU())   # (B, 2D, 1, 1)
         self.unflatten = _layer(nn.ConvTranspose2d(2 * d, 2 * d, 7, 7, 0), 2 * d, norm)  # (B, 2D, 7, 7)
-        self.decode1 = UpBlock(4 * d, d, norm, res)                # (B, D, 14, 14)
-        self.decode2 = UpBlock(2 * d, d, norm, res)                # (B, D, 28, 28)
-        self.decode3 = ConvBlock(2 * d, d, norm, res)              # (B, D, 28, 28)
+        self.decode1 = UpBlock(4 * d, d, norm, res, p)             # (B, D, 14, 14)
+        self.decode2 = UpBlock(2 * d, d, norm, res, p)             # (B, D, 28, 28)
+        self.decode3 = ConvBlock(2 * d, d, norm, res, p)           # (B, D, 28, 28)
         k = cfg.final_kernel
         self.head = nn.Conv2d(d, 1, k, 1, k // 2)                  # (B, 1, 28, 28)
         if cfg.conditioning in ("time", "class"):
