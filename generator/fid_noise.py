@@ -9,6 +9,7 @@ showing a difference that has another cause.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from generator.inputs import metric_value as _metric
@@ -43,36 +44,52 @@ def _draws(manifest: dict | None) -> tuple[int, int] | None:
     return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
 
 
+def _same_settings(a, b) -> bool:
+    """Config values equal where both record them. A key only one side has is a field added to the code
+    between the two runs; a new field's default keeps the old behaviour (e.g. unet.dropout = 0)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same_settings(a[k], b[k]) for k in a.keys() & b.keys())
+    return a == b
+
+
 def _replicates(current: dict, other: dict) -> bool:
     """Whether `other` is a better-recipe run whose shared variants were trained and judged exactly as
     in `current`: same profile, seed, base recipe, classifier weights, test digits and starting noise."""
     a, b = current.get("config") or {}, other.get("config") or {}
     same = ("base", "samples", "batch", "test_images")
     return (other.get("run_id") != current.get("run_id") and other.get("profile") == current.get("profile")
-            and other.get("seed") == current.get("seed") and all(k in a and a[k] == b.get(k) for k in same)
+            and other.get("seed") == current.get("seed")
+            and all(k in a and k in b and _same_settings(a[k], b[k]) for k in same)
             and bool(current.get("loaded_weights")) and other.get("loaded_weights") == current.get("loaded_weights"))
 
 
 def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]:
-    """The better recipe's models trained again in earlier runs (archived manifests): per model, its
-    FID at gamma = 1 from N(0, I) on the grid, in every run that trained it the same way."""
+    """The better recipe's models trained more than once (this run and archived ones judged the same
+    way): per model, its FID at gamma = 1 from N(0, I) on the grid, in every run that trained it."""
     if not current:
         return []
     runs = [(m, {model.name: model.fid for model in models(m)})
             for m in [*(a for a in archived if _replicates(current, a)), current]]
-    names = list(runs[-1][1])                      # this run's models, in training order
+    names = list(dict.fromkeys(name for _, fids in [runs[-1], *runs[:-1]] for name in fids))  # this run's first
+
+    def labels(trained: list[dict]) -> list[str]:    # two runs of one commit are told apart by their start
+        commits = [f"commit {(m.get('git_commit') or '?')[:7]}" for m in trained]
+        repeats = Counter(commits)
+        return [c + (f", {(m.get('started_at') or '')[11:16]} UTC" if repeats[c] > 1 else "")
+                for c, m in zip(commits, trained)]
+
     rows = []
     for name in names:
         trained = [(m, fids) for m, fids in runs if fids.get(name) is not None]
         if len(trained) < 2:
             continue
         how = ("with the same models in lockstep: only the GPU's non-determinism differs"
-               if all(list(fids) == names for _, fids in trained) else
+               if len({tuple(fids) for _, fids in trained}) == 1 else
                "beside other models in lockstep, which changes its random draws")
         rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another lease {how})",
                              f"{name}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
                              f"{current['config']['samples']:,} digits",
-                             tuple((f"commit {m['git_commit'][:7]}", fids[name]) for m, fids in trained)))
+                             tuple(zip(labels([m for m, _ in trained]), (fids[name] for _, fids in trained)))))
     return rows
 
 

@@ -65,12 +65,13 @@ def test_a_broken_premise_drops_its_pair(manifests):
     assert fid_noise_rows({}, None) == []
 
 
-def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40) -> dict:
+def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40,
+               started_at: str = "2026-11-25T10:00:00Z") -> dict:
     """A better-recipe manifest whose models (its training table) have these grid FIDs at gamma = 1."""
     from experiments.sections.variants import short
     from generator.recipe_runs import unguided_fid_key
 
-    return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit,
+    return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit, "started_at": started_at,
             "loaded_weights": {"classifier": "k"},
             "config": {"base": RECIPE, "samples": 100, "batch": 50, "test_images": 0, "variants": variants},
             "tables": [{"key": "training", "rows": [[short(v), 80, 100, 0.02, 1.0] for v in variants]}],
@@ -85,12 +86,32 @@ def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
         better_run("explore", ["unet.hidden=128 unet.norm=group"], [12.0]),         # no model in common
         better_run("other-seed", [short], [1.0], seed=7),                           # another seed: not a replicate
     ]}
-    rows = [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+
+    def retrained():
+        return [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+
+    rows = retrained()
     assert [r.same.split(",")[0] for r in rows] == ["norm=group", "norm=group epochs=80"]
     assert rows[0].fids == (("commit aaaaaaa", 10.0), ("commit bbbbbbb", 9.0))
     assert rows[1].fids == (("commit aaaaaaa", 7.0), ("commit bbbbbbb", 8.0))
     assert "beside other models in lockstep" in rows[0].changes           # the variant lists differ
 
+    # a model only explorations trained, twice at one commit: a row after this run's, told apart by start time
+    wide = "unet.hidden=128 unet.norm=group"
+    archive["better-recipe"].append(better_run("explore-2", [wide], [11.0], commit="c" * 40,
+                                               started_at="2026-11-25T12:34:00Z"))
+    archive["better-recipe"][1]["git_commit"] = "c" * 40
+    # made by code that had one more config field (at its default): the runs still replicate
+    archive["better-recipe"][-1]["config"]["base"] = {"unet": {"hidden": 64, "dropout": 0.0}, "train": {"epochs": 20}}
+    rows = retrained()
+    assert [r.same.split(",")[0] for r in rows] == ["norm=group", "norm=group epochs=80", "hidden=128 norm=group"]
+    assert rows[2].fids == (("commit ccccccc, 10:00 UTC", 12.0), ("commit ccccccc, 12:34 UTC", 11.0))
+    assert "only the GPU's non-determinism differs" in rows[2].changes   # both trained it alone
+    archive["better-recipe"][-1]["config"]["base"]["unet"]["hidden"] = 32  # a field both record, changed
+    assert len(retrained()) == 2
+    archive["better-recipe"][-1]["config"]["base"]["unet"]["hidden"] = 64
+
     archive["better-recipe"][0]["loaded_weights"] = {"classifier": "another"}  # judged by another classifier
-    assert not [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+    rows = retrained()
+    assert [r.same.split(",")[0] for r in rows] == ["hidden=128 norm=group"]
 
