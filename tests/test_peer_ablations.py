@@ -370,6 +370,18 @@ def test_parse_guidance_rejects_bad_values(text):
         parse_guidance(text)
 
 
+def test_allow_recompiles_raises_dynamo_limit_and_never_lowers_it(monkeypatch):
+    from experiments.sections.better_recipe import allow_recompiles
+
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    monkeypatch.setattr(config, name, 8)
+    allow_recompiles(40)
+    assert getattr(config, name) == 40          # three dropout variants x (training + 2 sampler batches) > 8
+    allow_recompiles(16)
+    assert getattr(config, name) == 40
+
+
 def test_better_recipe_config_rejects_an_interval_past_T():
     import dataclasses
 
