@@ -24,17 +24,8 @@ mkdir -p "$results"
 skip_args=(); for name in ${SKIP:-}; do skip_args+=(--skip "$name"); done
 python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out "$results" \
   --work-dir .work "${skip_args[@]}"
-if [ -n "${KEEP_WEIGHTS:-}" ]; then   # each section's model.json and final weights, as checkpoints.py names them
-  files=($(python3 -c "
-import sys; from pathlib import Path
-from experiments.checkpoints import SPEC, read_spec
-from experiments.training import checkpoint_path
-root = Path('.work/full')
-for name in sys.argv[1:]:
-    print(f'{name}/{SPEC}', checkpoint_path(root / name, read_spec(root / name)['final_epoch']).relative_to(root))
-" $KEEP_WEIGHTS))
-  tar czf "$(dirname "$out")/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
-fi
+# KEEP_WEIGHTS: each section's model.json and final weights (and the packed results so far) in OUT's folder
+[ -n "${KEEP_WEIGHTS:-}" ] && scripts/snapshot.sh "$(dirname "$out")"
 if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second lease (it needs the classifier)
   python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
     --data-root "${FUNDIFF_DATA_ROOT:-}"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# What a long GPU job has finished so far, packed into OUTDIR (the device tool's $OUT), so that a lease
+# that ends before the job does (30 minutes held, or the device budget spent) still brings it back.
+# Usage (repo root, at the end of every `scripts/bg.sh wait` call):
+#   [KEEP_WEIGHTS="sections"] scripts/snapshot.sh OUTDIR
+# OUTDIR/partial.tar.gz: the finished sections of .work/results, packed like the final tarball
+# (`build-site unpack` takes it; unfinished sections are simply absent). OUTDIR/weights.tar.gz: the
+# final weights of the KEEP_WEIGHTS sections trained so far, as gpu_full_run.sh packs them, so the
+# sections left over can run in a later lease on the same weights.
+set -uo pipefail
+outdir=${1:?usage: scripts/snapshot.sh OUTDIR}
+mkdir -p "$outdir"
+[ -d .work/results ] && python3 -c "
+from pathlib import Path; from experiments.writeup import pack
+print('snapshot:', pack(Path('.work/results'), Path('$outdir/partial.tar.gz')))"
+[ -n "${KEEP_WEIGHTS:-}" ] || exit 0
+files=($(python3 -c "
+import sys; from pathlib import Path
+from experiments.checkpoints import SPEC, read_spec
+from experiments.training import checkpoint_path
+root = Path('.work/full')
+for name in sys.argv[1:]:
+    spec = read_spec(root / name)
+    if spec is not None and checkpoint_path(root / name, spec['final_epoch']).exists():
+        print(f'{name}/{SPEC}', checkpoint_path(root / name, spec['final_epoch']).relative_to(root))
+" $KEEP_WEIGHTS))
+[ ${#files[@]} -gt 0 ] && tar czf "$outdir/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
+exit 0
