@@ -476,7 +476,7 @@ def test_choose_headline_takes_the_lowest_fid_that_meets_the_accuracy_target():
         def accuracy(self, n):
             return self._acc
 
-    cfg = better_recipe.QUICK
+    cfg = dataclasses.replace(better_recipe.QUICK, headline_margin_se=0.0)    # the plain target first
     v, other = cfg.variants[1], cfg.variants[0]
     points = {(v, "noise", "1"): Point(5.0, 0.95),            # lowest FID but misses the accuracy target
               (v, "matched", "3@5-30"): Point(7.0, 0.995),
@@ -485,6 +485,12 @@ def test_choose_headline_takes_the_lowest_fid_that_meets_the_accuracy_target():
     assert better_recipe.choose_headline(cfg, None, points, v) == ("matched", "3@5-30")
     strict = dataclasses.replace(cfg, target_accuracy=0.9999)  # none meets it: the most accurate one
     assert better_recipe.choose_headline(strict, None, points, v) == ("noise", "3")
+    # with a margin of one standard error (0.14 points at 99 % on 5,000 digits) a point just over is passed by
+    margin = dataclasses.replace(cfg, headline_margin_se=1.0, samples=5_000)
+    assert abs(better_recipe.headline_accuracy_bar(margin) - (0.99 + (0.99 * 0.01 / 5_000) ** 0.5)) < 1e-12
+    lucky = points | {(v, "matched", "1"): Point(6.0, 0.9912)}
+    assert better_recipe.choose_headline(cfg, None, lucky, v) == ("matched", "1")
+    assert better_recipe.choose_headline(margin, None, lucky, v) == ("matched", "3@5-30")
     # the headline model: the lowest FID at gamma = 1 from N(0, I), whatever its guided points do ...
     unguided = {(v, "noise", "1"): Point(5.0, 0.95), (other, "noise", "1"): Point(4.0, 0.9)}
     assert better_recipe.choose_variant(cfg, None, unguided | {(v, "noise", "3"): Point(1.0, 1.0)}) == other

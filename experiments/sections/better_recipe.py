@@ -10,7 +10,9 @@ The best model (lowest FID unguided from N(0, I)) is also sampled
 from a class-matched start (T = 300 leaves 22% of the signal at t = T - 1, which N(0, I) lacks) and
 with x0_hat clipped to [0, 1]. Every point is judged like the evaluation section judges the
 reference: same classifier, same test statistics, same starting noise; the reference numbers stay
-beside them. The headline is that model's best point that meets the accuracy target, drawn again
+beside them. The headline is that model's best point that meets the accuracy target with a margin of
+one standard error of the grid's accuracy (a point that clears it only by the luck of the grid's draw
+tends to fall under it on fresh digits), drawn again
 from fresh noise with twice the digits, twice over: the two draws show how much the starting noise
 alone moves the FID.
 """
@@ -105,6 +107,10 @@ class BetterRecipeConfig:
     batch: int = 2_000                   # digits per sampler call (CFG doubles the network batch)
     test_images: int = 0                 # test digits behind the reference statistics (0 = all)
     target_accuracy: float = 0.99
+    # a grid point may be the headline when its accuracy clears the target by this many binomial standard
+    # errors of an accuracy on `samples` digits (0.14 points at 99 % on 5,000): the headline is drawn again,
+    # and commit 496437d's headline point, 0.16 points over on the grid, came out 0.20 points under
+    headline_margin_se: float = 1.0
     target_fid_ratio: float = 3.0
     shown: int = 10                      # digits per row (one of each class)
 
@@ -124,6 +130,7 @@ class BetterRecipeConfig:
                      f"guidance {text}: the interval must end below T = {self.base.diffusion.T}")
         _require(20 <= self.samples <= self.headline_samples, "need 20 <= samples <= headline_samples")
         _require(1 <= self.headline_draws <= 10, "headline_draws must be in 1..10")
+        _require(0 <= self.headline_margin_se <= 5, "headline_margin_se must be in 0..5")
         _require(self.headline_samples <= self.batch * HEADLINE_SEED_STRIDE,
                  "headline_samples / batch must stay below the seed stride between headline draws")
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
@@ -215,14 +222,21 @@ def choose_variant(cfg: BetterRecipeConfig, ev, points: dict[tuple[str, str, str
     return min(cfg.variants, key=lambda v: points[(v, SPEC_SAMPLER, "1")].fid(ev, cfg.samples))
 
 
+def headline_accuracy_bar(cfg: BetterRecipeConfig) -> float:
+    """The grid accuracy a headline candidate needs: the target plus `headline_margin_se` standard errors."""
+    p = cfg.target_accuracy
+    return p + cfg.headline_margin_se * (p * (1 - p) / cfg.samples) ** 0.5
+
+
 def choose_headline(cfg: BetterRecipeConfig, ev, points: dict[tuple[str, str, str], Judged],
                     variant: str) -> tuple[str, str]:
     """The variant's (sampler, guidance) with the lowest grid FID among those that meet the accuracy
-    target (the most accurate one if none does). FID's ordering is all that is used here: the number
+    target with the margin of `headline_accuracy_bar` (the most accurate one if none does). FID's ordering is all that is used here: the number
     reported is a fresh draw, not the grid's minimum."""
     mine = {(s, g): judged for (v, s, g), judged in points.items() if v == variant}
     fid = {key: judged.fid(ev, cfg.samples) for key, judged in mine.items()}
-    accurate = [key for key, judged in mine.items() if judged.accuracy(cfg.samples) >= cfg.target_accuracy]
+    bar = headline_accuracy_bar(cfg)
+    accurate = [key for key, judged in mine.items() if judged.accuracy(cfg.samples) >= bar]
     if accurate:
         return min(accurate, key=fid.__getitem__)
     return max(mine, key=lambda key: mine[key].accuracy(cfg.samples))
@@ -345,7 +359,7 @@ def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, draws: list[Judge
     misses = ([f"the FID target by {100 * (fid / limit - 1):.0f}%"] if fid > limit else []) + (
         [f"the accuracy target by {100 * (cfg.target_accuracy - acc):.2f} points"] if acc < cfg.target_accuracy else [])
     out.add_note(f"Headline: {short(variant)} sampled with {setting} (the grid's best point at the "
-                 f"accuracy target, drawn again {len(draws)} times from {n:,} fresh starting noises: FID {each}) "
+                 f"accuracy target plus {cfg.headline_margin_se:g} standard error, drawn again {len(draws)} times from {n:,} fresh starting noises: FID {each}) "
                  f"reaches FID {fid:.2f} ({fid / floor:.2f} × the floor) at {100 * acc:.2f}% class accuracy, against "
                  f"{ref_fid:.2f} ({ref_ratio:.1f} × floor) for the reference at γ = 5: "
                  + ("both targets met." if met else "it misses " + " and ".join(misses) + "."))
