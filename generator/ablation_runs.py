@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.sections.ablations import describe
-from experiments.sections.variants import REFERENCE, slug
+from experiments.sections.variants import slug
 from generator.archive import describe_run
 from generator.inputs import metric_value
 
 
 def fid_key(variant: str) -> str:
     """The ablations metric of a variant's FID ('fid_reference', 'fid_unet_norm_group')."""
-    return "fid_reference" if variant == REFERENCE else f"fid_{slug(variant)}"
+    return f"fid_{slug(variant)}"
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,13 @@ class VariantAcrossRuns:
 
 def comparable(current: dict, archived: list[dict]) -> list[dict]:
     """The archived runs judged like this one (same profile, seed and number of digits per FID)."""
-    same = lambda m: all(m.get(k) == current.get(k) for k in ("profile", "seed")) and (   # noqa: E731
-        m["config"].get("samples") == current["config"].get("samples"))
-    return [m for m in archived if same(m)]
+    def key(m: dict) -> tuple:
+        return m.get("profile"), m.get("seed"), m["config"].get("samples")
+    return [m for m in archived if key(m) == key(current)]
 
 
-def across_runs(current: dict, archived: list[dict]) -> list[VariantAcrossRuns]:
-    """This run's variants, each with its FID in every comparable run (archived oldest first, then this)."""
-    runs = [*comparable(current, archived), current]
+def _rows(current: dict, earlier: list[dict]) -> list[VariantAcrossRuns]:
+    runs = [*earlier, current]
     rows = []
     for variant in current["config"].get("variants", []):
         fids = tuple(metric_value(m, fid_key(variant)) for m in runs)
@@ -45,10 +44,15 @@ def across_runs(current: dict, archived: list[dict]) -> list[VariantAcrossRuns]:
     return rows
 
 
+def across_runs(current: dict, archived: list[dict]) -> list[VariantAcrossRuns]:
+    """This run's variants, each with its FID in every comparable run (archived oldest first, then this)."""
+    return _rows(current, comparable(current, archived))
+
+
 def page_context(manifest: dict, archived: list[dict], summary: dict | None = None) -> dict:
     """`run_labels` and `across_runs` (empty when no archived run is comparable) for the template."""
-    runs = comparable(manifest, archived)
-    if not runs:
+    earlier = comparable(manifest, archived)
+    if not earlier:
         return {"run_labels": [], "across_runs": []}
-    return {"run_labels": [describe_run(m) for m in runs] + [describe_run(manifest) + " (this page)"],
-            "across_runs": across_runs(manifest, archived)}
+    return {"run_labels": [describe_run(m) for m in earlier] + [describe_run(manifest) + " (this page)"],
+            "across_runs": _rows(manifest, earlier)}

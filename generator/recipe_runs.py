@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from experiments.sections.better_recipe import accuracy_standard_error
 from experiments.sections.variants import short, slug
 from generator.archive import describe_run
 from generator.inputs import metric_value
@@ -86,6 +87,11 @@ def overtrained(current: dict, train_images: int | None) -> Overtrained | None:
 
 def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
     """What the better-recipe template reads beyond its manifest: the runs table (only when there are
-    archived runs to compare with) and the overtraining note."""
+    archived runs to compare with), the overtraining note, and the grid's accuracy standard error at the
+    target with the bar a headline point had to clear (None for runs recorded before the margin existed)."""
+    config = manifest["config"]
+    se = accuracy_standard_error(config["target_accuracy"], config["samples"])
+    margin = config.get("headline_margin_se")
     return {"runs": runs(manifest, archived) if archived else [],
-            "overtrained": overtrained(manifest, (summary or {}).get("train_images"))}
+            "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
+            "accuracy_se": se, "headline_bar": config["target_accuracy"] + margin * se if margin else None}

@@ -16,13 +16,11 @@ print('snapshot:', pack(Path('.work/results'), Path('$outdir/partial.tar.gz')))"
 [ -n "${KEEP_WEIGHTS:-}" ] || exit 0
 files=($(python3 -c "
 import sys; from pathlib import Path
-from experiments.checkpoints import SPEC, read_spec
+from experiments.checkpoints import SPEC, has_model, read_spec
 from experiments.training import checkpoint_path
 root = Path('.work/full')
-for name in sys.argv[1:]:
-    spec = read_spec(root / name)
-    if spec is not None and checkpoint_path(root / name, spec['final_epoch']).exists():
-        print(f'{name}/{SPEC}', checkpoint_path(root / name, spec['final_epoch']).relative_to(root))
+for name in (n for n in sys.argv[1:] if has_model(root, n)):
+    print(f'{name}/{SPEC}', checkpoint_path(root / name, read_spec(root / name)['final_epoch']).relative_to(root))
 " $KEEP_WEIGHTS))
 [ ${#files[@]} -gt 0 ] && tar czf "$outdir/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
 exit 0

@@ -371,10 +371,9 @@ def test_parse_guidance_rejects_bad_values(text):
 
 
 def test_allow_recompiles_raises_dynamo_limit_and_never_lowers_it(monkeypatch):
-    from experiments.sections.better_recipe import allow_recompiles
+    from experiments.sections.better_recipe import allow_recompiles, recompile_limit_name
 
-    config = torch._dynamo.config
-    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    config, name = torch._dynamo.config, recompile_limit_name()
     monkeypatch.setattr(config, name, 8)
     allow_recompiles(40)
     assert getattr(config, name) == 40          # three dropout variants x (training + 2 sampler batches) > 8

@@ -157,9 +157,12 @@ def reference_sweep(ctx: Context) -> dict[float, tuple[float, float]]:
 RECOMPILE_LIMIT = 64
 
 
+def recompile_limit_name() -> str:
+    return "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"   # older torch
+
+
 def allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
-    config = torch._dynamo.config
-    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"   # older torch
+    config, name = torch._dynamo.config, recompile_limit_name()
     setattr(config, name, max(getattr(config, name), limit))
 
 
@@ -223,10 +226,14 @@ def choose_variant(cfg: BetterRecipeConfig, ev, points: dict[tuple[str, str, str
     return min(cfg.variants, key=lambda v: points[(v, SPEC_SAMPLER, "1")].fid(ev, cfg.samples))
 
 
+def accuracy_standard_error(p: float, n: int) -> float:
+    """The binomial standard error of an accuracy p measured on n digits."""
+    return (p * (1 - p) / n) ** 0.5
+
+
 def headline_accuracy_bar(cfg: BetterRecipeConfig) -> float:
     """The grid accuracy a headline candidate needs: the target plus `headline_margin_se` standard errors."""
-    p = cfg.target_accuracy
-    return p + cfg.headline_margin_se * (p * (1 - p) / cfg.samples) ** 0.5
+    return cfg.target_accuracy + cfg.headline_margin_se * accuracy_standard_error(cfg.target_accuracy, cfg.samples)
 
 
 def choose_headline(cfg: BetterRecipeConfig, ev, points: dict[tuple[str, str, str], Judged],
