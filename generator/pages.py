@@ -81,10 +81,13 @@ def quality_of(benchmark: dict | None) -> dict | None:
     """FID of the class-conditioned model trained the plain way and ours (lists, one per seed)."""
     if not benchmark or not benchmark.get("fid_plain") or not benchmark.get("fid_ours"):
         return None
-    ours = [float(v) for v in benchmark["fid_ours"]]
-    return {"plain": [float(v) for v in benchmark["fid_plain"]], "ours": ours,
-            "spread": max(ours) - min(ours), "samples": benchmark.get("quality_samples", 0),
-            "seeds": benchmark.get("quality_seeds", [])}
+    ours, plain = [float(v) for v in benchmark["fid_ours"]], [float(v) for v in benchmark["fid_plain"]]
+    # where the plain run falls against our seeds: "above" (a higher FID: ours is not worse), "below" or "inside"
+    reference = sum(plain) / len(plain)
+    position = "above" if reference > max(ours) else "below" if reference < min(ours) else "inside"
+    gap = reference - max(ours) if position == "above" else min(ours) - reference if position == "below" else 0.0
+    return {"plain": plain, "ours": ours, "spread": max(ours) - min(ours), "position": position, "gap": gap,
+            "samples": benchmark.get("quality_samples", 0), "seeds": benchmark.get("quality_seeds", [])}
 
 
 def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:

@@ -175,6 +175,18 @@ def test_index_names_sections_from_another_device_or_commit_and_the_writeup_run(
     assert rows[HEADLINES["writeup_wall_s"][0]].endswith("4 sections at a time, without better-recipe)")
 
 
+@pytest.mark.parametrize("plain, position, gap", [([104.0], "inside", 0.0), ([114.2], "above", 10.2),
+                                                    ([99.5], "below", 2.0)])
+def test_benchmark_quality_says_where_the_plain_run_falls(plain, position, gap):
+    """The performance page's verdict on the fast path's quality follows the measured FIDs."""
+    from generator.pages import quality_of
+
+    quality = quality_of({"fid_plain": plain, "fid_ours": [101.5, 104.0], "quality_seeds": [42, 43]})
+    assert quality["position"] == position and quality["gap"] == pytest.approx(gap)
+    assert quality["spread"] == pytest.approx(2.5)
+    assert quality_of({"fid_plain": plain}) is None
+
+
 def test_summary_rejects_a_broken_run_json(tmp_path):
     (tmp_path / "run.json").write_text("[1, 2")
     with pytest.raises(UserError, match="run.json"):
