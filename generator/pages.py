@@ -43,7 +43,8 @@ HEADLINES = {
     "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
 }
 # section -> (its manifest, its archived runs, summary) -> extra template context, computed in Python
-DERIVED = {"better-recipe": recipe_runs.page_context, "ablations": ablation_runs.page_context}
+DERIVED = {"better-recipe": recipe_runs.page_context, "ablations": ablation_runs.page_context,
+           "evaluation": recipe_runs.evaluation_context}
 # run.json's details of the whole-writeup run: folded into the wall-time row, not rows of their own
 WRITEUP_DETAILS = ("writeup_jobs", "writeup_device", "writeup_git_commit", "writeup_finished_at", "finished_at",
                    "writeup_skipped")

@@ -95,3 +95,17 @@ def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> 
     return {"runs": runs(manifest, archived) if archived else [],
             "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
             "accuracy_se": se, "headline_bar": config["target_accuracy"] + margin * se if margin else None}
+
+
+def evaluation_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
+    """The better recipe's headline beside the reference's targets on the evaluation page (from summary.json,
+    which holds it only when both sections ran in one profile), judged by the evaluation's own targets."""
+    summary, config = summary or {}, manifest["config"]
+    fid, ratio, accuracy = (summary.get(f"{k}_class_conditioned_improved") for k in ("fid", "fid_ratio",
+                                                                                         "class_accuracy"))
+    if None in (fid, ratio, accuracy):
+        return {"improved": None}
+    return {"improved": {"fid": fid, "ratio": ratio, "accuracy": accuracy,
+                         "fid_ok": ratio <= config["target_fid_ratio"],
+                         "accuracy_ok": accuracy >= config["target_accuracy"]}}
+

@@ -187,6 +187,20 @@ def test_benchmark_quality_says_where_the_plain_run_falls(plain, position, gap):
     assert quality_of({"fid_plain": plain}) is None
 
 
+def test_evaluation_page_judges_the_better_recipe_by_its_own_targets():
+    from generator.recipe_runs import evaluation_context
+
+    manifest = {"config": {"target_accuracy": 0.99, "target_fid_ratio": 3.0}}
+    summary = {"fid_class_conditioned_improved": 5.9, "fid_ratio_class_conditioned_improved": 2.78,
+               "class_accuracy_class_conditioned_improved": 0.9885}
+    improved = evaluation_context(manifest, [], summary)["improved"]
+    assert improved["fid_ok"] and not improved["accuracy_ok"] and improved["fid"] == 5.9
+    summary |= {"fid_ratio_class_conditioned_improved": 3.2, "class_accuracy_class_conditioned_improved": 0.991}
+    improved = evaluation_context(manifest, [], summary)["improved"]
+    assert not improved["fid_ok"] and improved["accuracy_ok"]
+    assert evaluation_context(manifest, [], {"fid_class_conditioned_improved": None})["improved"] is None
+
+
 def test_summary_rejects_a_broken_run_json(tmp_path):
     (tmp_path / "run.json").write_text("[1, 2")
     with pytest.raises(UserError, match="run.json"):
