@@ -84,6 +84,11 @@ def metric_value(manifest: dict | None, key: str) -> Any:
     return ((manifest or {}).get("metrics", {}).get(key) or {}).get("value")
 
 
+def table_rows(manifest: dict, key: str) -> list[list]:
+    """The rows of a manifest's table `key` ([] when the manifest has no such table)."""
+    return next((t["rows"] for t in manifest.get("tables", []) if t.get("key") == key), [])
+
+
 def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
     """The plain numbers and strings of a summary/benchmark (nested values are not headline numbers)."""
     return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import registry
-from generator import ablation_runs, recipe_runs
+from generator import ablation_runs, evaluation_notes, recipe_runs
 from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results, metric_value, scalar_items
 from generator.overlap import describe, mean_others, shared_device
@@ -44,7 +44,7 @@ HEADLINES = {
 }
 # section -> (its manifest, its archived runs, summary) -> extra template context, computed in Python
 DERIVED = {"better-recipe": recipe_runs.page_context, "ablations": ablation_runs.page_context,
-           "evaluation": recipe_runs.evaluation_context}
+           "evaluation": evaluation_notes.page_context}
 # run.json's details of the whole-writeup run: folded into the wall-time row, not rows of their own
 WRITEUP_DETAILS = ("writeup_jobs", "writeup_device", "writeup_git_commit", "writeup_finished_at", "finished_at",
                    "writeup_skipped")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from experiments.sections.better_recipe import accuracy_standard_error
 from experiments.sections.variants import short, slug
 from generator.archive import describe_run
-from generator.inputs import metric_value
+from generator.inputs import metric_value, table_rows
 
 
 def unguided_fid_key(variant: str) -> str:
@@ -36,16 +36,12 @@ class Run:
     memorisation: float | None   # the headline samples' nearest-training-digit distance / the test digits'
 
 
-def _table(manifest: dict, key: str) -> list[list]:
-    return next((t["rows"] for t in manifest.get("tables", []) if t.get("key") == key), [])
-
-
 def models(manifest: dict) -> tuple[Model, ...]:
     """The run's models in training order (its config's variants; the training table has a row for
     each, in that order), each with its unguided grid FID."""
     variants = manifest["config"].get("variants", [])
     fids = {short(v): metric_value(manifest, unguided_fid_key(v)) for v in variants}
-    return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in _table(manifest, "training"))
+    return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in table_rows(manifest, "training"))
 
 
 def headline(manifest: dict) -> str:
@@ -95,17 +91,3 @@ def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> 
     return {"runs": runs(manifest, archived) if archived else [],
             "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
             "accuracy_se": se, "headline_bar": config["target_accuracy"] + margin * se if margin else None}
-
-
-def evaluation_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
-    """The better recipe's headline beside the reference's targets on the evaluation page (from summary.json,
-    which holds it only when both sections ran in one profile), judged by the evaluation's own targets."""
-    summary, config = summary or {}, manifest["config"]
-    fid, ratio, accuracy = (summary.get(f"{k}_class_conditioned_improved") for k in ("fid", "fid_ratio",
-                                                                                         "class_accuracy"))
-    if None in (fid, ratio, accuracy):
-        return {"improved": None}
-    return {"improved": {"fid": fid, "ratio": ratio, "accuracy": accuracy,
-                         "fid_ok": ratio <= config["target_fid_ratio"],
-                         "accuracy_ok": accuracy >= config["target_accuracy"]}}
-

@@ -188,7 +188,7 @@ def test_benchmark_quality_says_where_the_plain_run_falls(plain, position, gap):
 
 
 def test_evaluation_page_judges_the_better_recipe_by_its_own_targets():
-    from generator.recipe_runs import evaluation_context
+    from generator.evaluation_notes import page_context as evaluation_context
 
     manifest = {"config": {"target_accuracy": 0.99, "target_fid_ratio": 3.0}}
     summary = {"fid_class_conditioned_improved": 5.9, "fid_ratio_class_conditioned_improved": 2.78,
