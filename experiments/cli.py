@@ -144,14 +144,18 @@ def main(argv: list[str] | None = None) -> None:
               help="Sections run side by side (worker processes sharing the device); 1 = one after another.")
 @click.option("--skip", "skip", multiple=True, metavar="SECTION",
               help="Leave a section (and its dependants) out, e.g. to split the writeup over two GPU runs.")
+@click.option("--estimates", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="With --jobs: order the run by the section times of the results in DIR (e.g. docs/results) "
+                   "when --out has no earlier run.json.")
 @click.option("--no-progress", is_flag=True)
-def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, no_progress) -> None:
+def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, estimates,
+                no_progress) -> None:
     """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
     from experiments.writeup import pack, run_writeup
 
     record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
                                     data_root=data_root, seed=seed, show_progress=not no_progress and jobs == 1),
-                         keep_going=keep_going, jobs=jobs, skip=skip)
+                         keep_going=keep_going, jobs=jobs, skip=skip, estimates=estimates)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
     left_out = f"; skipped {', '.join(record['writeup_skipped'])}" if record["writeup_skipped"] else ""

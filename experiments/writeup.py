@@ -8,7 +8,8 @@ and optionally a tarball of the results (images, GIFs, JSON; checkpoints live el
 With `jobs > 1` independent sections run at the same time, each in its own process (one GPU is
 shared: most sections leave it idle between small kernels, so they overlap well). A section starts
 once its dependencies are done; among the ready ones the longest remaining chain goes first,
-estimated from the previous run's wall times in run.json.
+estimated from the previous run's wall times in run.json, or else from the manifests of another
+results folder (`estimates`, e.g. the committed results on a fresh GPU machine).
 
 `skip` leaves sections (and whatever depends on them) out, e.g. to split a writeup that outlasts
 one GPU lease into two runs; run.json then lists them under `writeup_skipped`, and the wall time
@@ -61,14 +62,24 @@ def _chain_lengths(sections: list[registry.Section], previous: dict[str, float])
     return lengths
 
 
-def _previous_walls(results_root: Path) -> dict[str, float]:
-    try:
-        import json
+def previous_walls(results_root: Path, estimates: Path | None = None) -> dict[str, float]:
+    """Section wall times to order a run by: each manifest's wall_s under `estimates`, overridden by
+    the section times of the last whole run recorded in `results_root`/run.json."""
+    import json
 
-        walls = json.loads((results_root / RUN_RECORD).read_text(encoding="utf-8")).get("section_wall_s", {})
-        return {k: float(v) for k, v in walls.items()}
+    walls: dict[str, float] = {}
+    if estimates is not None:
+        for path in sorted(Path(estimates).glob("*/manifest.json")):
+            try:
+                walls[path.parent.name] = float(json.loads(path.read_text(encoding="utf-8"))["wall_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue                        # an estimate only orders the run: skip what is unreadable
+    try:
+        recorded = json.loads((results_root / RUN_RECORD).read_text(encoding="utf-8")).get("section_wall_s", {})
+        walls.update({k: float(v) for k, v in recorded.items()})
     except (OSError, ValueError, AttributeError, TypeError):
-        return {}
+        pass
+    return walls
 
 
 def with_dependants(names: Iterable[str]) -> list[str]:
@@ -86,10 +97,11 @@ def skipped_sections(names: Iterable[str]) -> list[str]:
     return with_dependants(registry.get(name).name for name in names)
 
 
-def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, names: list[str]) -> dict[str, str]:
+def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, names: list[str],
+                 estimates: Path | None = None) -> dict[str, str]:
     """The named sections, up to `jobs` at a time in worker processes; returns {failed section: why}."""
     _, sections, _ = prepare(names, opts)
-    lengths = _chain_lengths(sections, _previous_walls(opts.results_root))
+    lengths = _chain_lengths(sections, previous_walls(opts.results_root, estimates))
     pending = sorted(sections, key=lambda s: -lengths[s.name])
     done: set[str] = set()
     failed: dict[str, str] = {}
@@ -125,16 +137,17 @@ def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, names: list[str]
     return failed
 
 
-def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip: tuple[str, ...] = ()) -> dict:
+def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip: tuple[str, ...] = (),
+                estimates: Path | None = None) -> dict:
     """Every section in dependency order; with keep_going a failure skips only its dependants;
-    with jobs > 1 independent sections run side by side in worker processes; `skip` (names) and
-    their dependants are left out."""
+    with jobs > 1 independent sections run side by side in worker processes, longest chain first
+    (see previous_walls for `estimates`); `skip` (names) and their dependants are left out."""
     skipped = skipped_sections(skip)
     wanted = [s for s in registry.all_sections() if s.name not in skipped]
     t0 = time.perf_counter()
     failed: dict[str, str] = {}
     if jobs > 1:
-        failed = run_parallel(opts, jobs, keep_going, [s.name for s in wanted])
+        failed = run_parallel(opts, jobs, keep_going, [s.name for s in wanted], estimates)
     elif keep_going:
         for section in wanted:
             blocked = [d for d in section.depends_on if d in failed]

@@ -21,17 +21,9 @@ jobs=${2:-4}
 results=.work/results
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=${FUNDIFF_NO_PROGRESS:-1}
 mkdir -p "$results"
-# The scheduler runs the longest remaining chain first, from the previous run's section times
-# (run.json); a fresh machine has none, so seed them from the committed manifests.
-[ -f "$results/run.json" ] || python3 - "$results/run.json" <<'EOF'
-import json, sys
-from pathlib import Path
-walls = {p.parent.name: json.loads(p.read_text())["wall_s"] for p in Path("docs/results").glob("*/manifest.json")}
-Path(sys.argv[1]).write_text(json.dumps({"section_wall_s": walls}))
-EOF
 skip_args=(); for name in ${SKIP:-}; do skip_args+=(--skip "$name"); done
 python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out "$results" \
-  --work-dir .work "${skip_args[@]}"
+  --work-dir .work --estimates docs/results "${skip_args[@]}"   # a fresh machine has no run.json to order by
 # KEEP_WEIGHTS: each section's model.json and final weights (and the packed results so far) in OUT's folder
 [ -n "${KEEP_WEIGHTS:-}" ] && scripts/snapshot.sh "$(dirname "$out")"
 if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second lease (it needs the classifier)

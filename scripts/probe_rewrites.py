@@ -1,8 +1,14 @@
-"""Diagnostic: where one training step and one CFG sampling call spend GPU time, and whether computing
-the transposed convs as sub-pixel convs (conv -> pixel_shuffle, same parameters) is faster.
+"""Diagnostic: where one training step and one CFG sampling call spend GPU time, and whether rewrites
+that keep the parameters and the function are faster (the table on the Performance page):
 
-    python3 scripts/probe_rewrites.py [train|sample|all]
-Prints kernel tables (torch.profiler) and images/s / seconds per variant. Not part of the writeup.
+- subpixel: transposed convs as conv -> pixel_shuffle;
+- splitcat: the decoder's skip concatenations split (layer(cat[u, e]) = layer_u(u) + layer_e(e));
+- taps: the one-channel convs as nine shifted products; objective: the whole loss compiled;
+- body: the sampler's step arithmetic compiled with the network.
+
+    PYTHONPATH=. python3 scripts/probe_rewrites.py [subpixel|splitcat|more]     (on a GPU)
+Each mode times its variants beside the present code, with kernel tables (torch.profiler).
+Not part of the writeup; the variants are checked against the present modules on the CPU first.
 """
 from __future__ import annotations
 
@@ -305,27 +311,25 @@ def sample_probe(dev, variant: str, mode: str | None = None):
 
 
 if __name__ == "__main__":
-    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    what = sys.argv[1] if len(sys.argv) > 1 else "subpixel"
+    if what not in ("subpixel", "splitcat", "more"):
+        sys.exit(f"unknown mode {what!r}: subpixel, splitcat or more")
     check_equal()
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
     print(torch.cuda.get_device_name(), torch.__version__)
-    if what in ("sample", "all"):
+    if what == "subpixel":
         for v in ("baseline", "subpixel"):
             sample_probe(dev, v)
-    if what in ("train", "all"):
         for v in ("baseline", "subpixel"):
             train_probe(dev, v)
-    if what == "round3":
-        for v in ("splitcat+taps", "splitcat+body", "splitcat+taps+body"):
-            sample_probe(dev, v)
-        for v in ("baseline", "objective", "taps", "taps+objective"):
-            try:
-                train_probe(dev, v)
-            except Exception as exc:
-                print(f"[train {v}] failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
-    if what == "splitcat":
+    elif what == "splitcat":
         sample_probe(dev, "baseline")
         sample_probe(dev, "splitcat")
         sample_probe(dev, "splitcat", "max-autotune-no-cudagraphs")
         sample_probe(dev, "baseline", "max-autotune-no-cudagraphs")
+    elif what == "more":
+        for v in ("splitcat", "splitcat+taps", "splitcat+body", "splitcat+taps+body"):
+            sample_probe(dev, v)
+        for v in ("baseline", "objective", "taps", "taps+objective"):
+            train_probe(dev, v)

@@ -6,6 +6,7 @@ experiments`, minus the interpreter start); a few run in a real subprocess to pi
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -212,6 +213,24 @@ def test_parallel_writeup_runs_the_longest_chain_first():
     assert lengths["peer"] == 500.0 and lengths["ablations"] == 300.0
     assert lengths["time-conditioned"] > lengths["ablations"] > lengths["class-conditioned"]
 
+
+
+def test_parallel_writeup_orders_a_fresh_run_by_other_results(quick_run, tmp_path):
+    """A fresh --out has no run.json: --estimates DIR gives the section times (its manifests' wall_s);
+    an earlier run.json in --out wins over them, and unreadable manifests are skipped."""
+    from experiments.writeup import previous_walls
+
+    estimates = tmp_path / "committed"
+    shutil.copytree(quick_run.results, estimates)
+    (estimates / "noising" / "manifest.json").write_text("{not json")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert previous_walls(fresh) == {}
+    walls = previous_walls(fresh, estimates)
+    peer = json.loads((estimates / "peer" / "manifest.json").read_text())["wall_s"]
+    assert walls["peer"] == peer and "noising" not in walls and len(walls) >= 18
+    (fresh / "run.json").write_text(json.dumps({"section_wall_s": {"peer": 1234.5}}))
+    assert previous_walls(fresh, estimates)["peer"] == 1234.5
 
 YAML_CASES = {
     "not yaml": ("train: [epochs: 3\n", "is not valid YAML (line"),
