@@ -22,6 +22,13 @@ results=.work/results
 export PYTHONUNBUFFERED=1 FUNDIFF_NO_PROGRESS=${FUNDIFF_NO_PROGRESS:-1}
 mkdir -p "$results"
 skip_args=(); for name in ${SKIP:-}; do skip_args+=(--skip "$name"); done
+# GPU utilisation every 15 s (snapshot.sh brings it back): whether a stretch of the run was bound by the
+# GPU or by something else, e.g. a section running alone at the end
+if command -v nvidia-smi > /dev/null; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 15 > .work/gpu-usage.csv &
+  usage_pid=$!
+  trap 'kill $usage_pid 2> /dev/null' EXIT
+fi
 python3 -m experiments writeup --profile full --device cuda --keep-going --jobs "$jobs" --out "$results" \
   --work-dir .work --estimates docs/results "${skip_args[@]}"   # a fresh machine has no run.json to order by
 # KEEP_WEIGHTS: each section's model.json and final weights (and the packed results so far) in OUT's folder

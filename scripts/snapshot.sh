@@ -4,7 +4,8 @@
 # Usage (repo root, at the end of every `scripts/bg.sh wait` call):
 #   [KEEP_WEIGHTS="sections"] scripts/snapshot.sh OUTDIR
 # OUTDIR/partial.tar.gz: the finished sections of .work/results, packed like the final tarball
-# (`build-site unpack` takes it; unfinished sections are simply absent). OUTDIR/weights.tar.gz: the
+# (`build-site unpack` takes it; unfinished sections are simply absent), and OUTDIR/gpu-usage.csv, the
+# GPU utilisation trace, when gpu_full_run.sh is running. OUTDIR/weights.tar.gz: the
 # final weights of the KEEP_WEIGHTS sections trained so far, as gpu_full_run.sh packs them, so the
 # sections left over can run in a later lease on the same weights.
 set -uo pipefail
@@ -13,6 +14,7 @@ mkdir -p "$outdir"
 [ -d .work/results ] && python3 -c "
 from pathlib import Path; from experiments.writeup import pack
 print('snapshot:', pack(Path('.work/results'), Path('$outdir/partial.tar.gz')))"
+[ -f .work/gpu-usage.csv ] && cp .work/gpu-usage.csv "$outdir/"    # gpu_full_run.sh's utilisation trace
 [ -n "${KEEP_WEIGHTS:-}" ] || exit 0
 files=($(python3 -c "
 import sys; from pathlib import Path
