@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
               help="Sections run side by side (worker processes sharing the device); 1 = one after another.")
 @click.option("--skip", "skip", multiple=True, metavar="SECTION",
               help="Leave a section (and its dependants) out, e.g. to split the writeup over two GPU runs.")
-@click.option("--estimates", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+@click.option("--estimates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              metavar="DIR",
               help="With --jobs: order the run by the section times of the results in DIR (e.g. docs/results) "
                    "when --out has no earlier run.json.")
 @click.option("--no-progress", is_flag=True)

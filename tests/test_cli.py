@@ -232,6 +232,13 @@ def test_parallel_writeup_orders_a_fresh_run_by_other_results(quick_run, tmp_pat
     (fresh / "run.json").write_text(json.dumps({"section_wall_s": {"peer": 1234.5}}))
     assert previous_walls(fresh, estimates)["peer"] == 1234.5
 
+
+def test_writeup_estimates_must_be_a_folder(tmp_path, capsys):
+    code, out, err = call(["writeup", "--profile", "quick", "--jobs", "2", "--estimates", str(tmp_path / "nope"),
+                           "--out", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 2 and "--estimates" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
 YAML_CASES = {
     "not yaml": ("train: [epochs: 3\n", "is not valid YAML (line"),
     "wrong type": ("train:\n  epochs: three\n", "config train.epochs: expected an integer"),
