@@ -17,6 +17,7 @@ is labelled as that of a partial writeup.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import tarfile
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from experiments import provenance, registry
+from experiments.errors import UserError
 from experiments.results import load_manifest, write_json_atomic
 from experiments.runner import RunOptions, prepare, resolve_device, run, run_one
 
@@ -65,15 +67,14 @@ def _chain_lengths(sections: list[registry.Section], previous: dict[str, float])
 def previous_walls(results_root: Path, estimates: Path | None = None) -> dict[str, float]:
     """Section wall times to order a run by: each manifest's wall_s under `estimates`, overridden by
     the section times of the last whole run recorded in `results_root`/run.json."""
-    import json
-
     walls: dict[str, float] = {}
-    if estimates is not None:
-        for path in sorted(Path(estimates).glob("*/manifest.json")):
-            try:
-                walls[path.parent.name] = float(json.loads(path.read_text(encoding="utf-8"))["wall_s"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue                        # an estimate only orders the run: skip what is unreadable
+    for section in registry.all_sections() if estimates is not None else ():
+        try:
+            manifest = load_manifest(estimates, section.name)
+        except UserError:
+            continue                            # an estimate only orders the run: skip what is unreadable
+        if manifest is not None and isinstance(manifest.get("wall_s"), (int, float)):
+            walls[section.name] = float(manifest["wall_s"])
     try:
         recorded = json.loads((results_root / RUN_RECORD).read_text(encoding="utf-8")).get("section_wall_s", {})
         walls.update({k: float(v) for k, v in recorded.items()})

@@ -7,8 +7,9 @@ number and says when the longest training was not the best one. Templates only l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from experiments.sections.better_recipe import accuracy_standard_error
+from experiments.sections.better_recipe import accuracy_standard_error, headline_accuracy_bar
 from experiments.sections.variants import short, slug
 from generator.archive import describe_run
 from generator.inputs import metric_value, table_rows
@@ -86,8 +87,9 @@ def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> 
     archived runs to compare with), the overtraining note, and the grid's accuracy standard error at the
     target with the bar a headline point had to clear (None for runs recorded before the margin existed)."""
     config = manifest["config"]
-    se = accuracy_standard_error(config["target_accuracy"], config["samples"])
-    margin = config.get("headline_margin_se")
+    # the section's own bar, read off the recorded config (its fields by name, as the dataclass has them)
+    bar = headline_accuracy_bar(SimpleNamespace(**config)) if config.get("headline_margin_se") else None
     return {"runs": runs(manifest, archived) if archived else [],
             "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
-            "accuracy_se": se, "headline_bar": config["target_accuracy"] + margin * se if margin else None}
+            "accuracy_se": accuracy_standard_error(config["target_accuracy"], config["samples"]),
+            "headline_bar": bar}

@@ -164,8 +164,6 @@ def test_writeup_jobs_must_be_positive(previous, capsys):
 
 def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monkeypatch, capsys):
     """The CLI's closing line reads the keys of a real run.json (the quick run's), not a stale layout."""
-    import json
-
     import experiments.writeup
 
     record = json.loads((quick_run.results / "run.json").read_text())
@@ -177,8 +175,6 @@ def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monke
 
 
 def test_writeup_skip_leaves_out_the_sections_and_their_dependants(tmp_path, monkeypatch, capsys):
-    import json
-
     import experiments.writeup
     from experiments.errors import UserError
     from experiments.writeup import skipped_sections
