@@ -17,16 +17,17 @@ import click
 import torch
 import torch.nn.functional as F
 
-from experiments import provenance
-from experiments.config import DiffusionConfig, TrainConfig, UNetConfig
-from experiments.data import load_split
-from experiments.diffusion.process import add_noise, cfg_combine, ddpm_step
-from experiments.diffusion.sampling import ddpm_step_fn, guided_estimate, sample
-from experiments.diffusion.schedule import make_schedule
-from experiments.models.inference import fast_inference_model
-from experiments.models.unet import UNet
-from experiments.objectives import diffusion_objective, one_hot_dropped
-from experiments.training import Trainer, train_together
+from experiments.pipeline import provenance
+from experiments.core.config import DiffusionConfig, TrainConfig, UNetConfig
+from experiments.core.data import load_split
+from experiments.core.diffusion.process import add_noise, cfg_combine, ddpm_step
+from experiments.core.diffusion.sampling import ddpm_step_fn, guided_estimate, sample
+from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.models.inference import fast_inference_model
+from experiments.core.models.unet import UNet
+from experiments.core.objectives import diffusion_objective, one_hot_dropped
+from experiments.core.training import Trainer, train_together
+from experiments.core.models import classifier as classifier_model
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
@@ -97,7 +98,7 @@ def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.devi
                   graph: bool = True, memory_format: str = "channels_last", compile: bool = False,
                   together: int = 1) -> float:
     """Ours: the shared Trainer (resident data, bf16, fused Adam, CUDA graph); steady state after one epoch."""
-    from experiments.data import Split
+    from experiments.core.data import Split
     import tempfile
 
     spe = 469
@@ -175,13 +176,12 @@ def time_cfg_sampling(net, device, n: int = 1000, T: int = 300, graphed: bool = 
 
 def quality_check(split, device: torch.device, work_root: Path, seeds=(42, 43), samples: int = 10_000) -> dict:
     """FID (gamma = 5) of the class-conditioned model trained the plain way and ours (two seeds each way)."""
-    import experiments.sections  # noqa: F401  (registers the classifier's checkpoint builder)
-    from experiments import checkpoints
-    from experiments.data import Split
-    from experiments.metrics import Evaluator
+    from experiments.core import checkpoints
+    from experiments.core.data import Split
+    from experiments.core.metrics import Evaluator
     import tempfile
 
-    classifier, _ = checkpoints.load_model(work_root, "classifier", "full", device)
+    classifier, _ = checkpoints.load_model(work_root, "classifier", "full", device, classifier_model.from_spec)
     test = load_split(None if not _DATA_ROOT else _DATA_ROOT, train=False, device=device)
     evaluator = Evaluator.build(classifier, test.images)
     cfg = TrainConfig()

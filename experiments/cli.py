@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from experiments import registry
-from experiments.config import load_yaml, parse_assignments
+from experiments.pipeline import registry
+from experiments.core.config import load_yaml, parse_assignments
 from experiments.errors import UserError
-from experiments.runner import DEFAULT_SEED, RunOptions, run, section_config
+from experiments.pipeline.runner import DEFAULT_SEED, RunOptions, run, section_config
 
 
 # click turns Ctrl-C into Abort; either way nothing half-written was swapped in (results.py)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, estimates,
                 no_progress) -> None:
     """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
-    from experiments.writeup import pack, run_writeup
+    from experiments.pipeline.writeup import pack, run_writeup
 
     record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
                                     data_root=data_root, seed=seed, show_progress=not no_progress and jobs == 1),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.sections.ablations import describe
-from experiments.sections.variants import slug
+from experiments.core.variants import slug
 from generator.archive import describe_run
 from generator.inputs import metric_value
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from experiments.errors import UserError
-from experiments.results import load_manifest, load_results_json
+from experiments.pipeline.results import load_manifest, load_results_json
 
 ARCHIVE = "archive"
 # what a page reads from an archived manifest

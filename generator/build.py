@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from experiments import registry, runner
+from experiments.pipeline import registry, runner
 from experiments.errors import UserError
-from generator import TEMPLATES_DIR, checks, lock, site, staleness
+from experiments.pipeline import staleness
+from generator import TEMPLATES_DIR, checks, lock, site
 from generator.inputs import BENCHMARK, SUMMARY, Results, load_results
 from generator.pages import Pages
 from generator.render import Renderer

@@ -1,6 +1,6 @@
 """Read what the experiments left in the results root, refusing anything the site could not show honestly.
 
-Manifests come through `experiments.results.load_manifest` (corrupt JSON, newer schema -> UserError);
+Manifests come through `experiments.pipeline.results.load_manifest` (corrupt JSON, newer schema -> UserError);
 here we add the checks the site needs: the fields a page reads, and every file a manifest names.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.results import load_manifest, load_results_json
+from experiments.pipeline.results import load_manifest, load_results_json
 from generator.archive import load_archive
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
@@ -18,7 +18,7 @@ BENCHMARK = "benchmark.json"    # performance measurements (shown on the Perform
 
 # field -> type every manifest must have for a page to render it
 REQUIRED = {"section": str, "title": str, "part": str, "run_id": str, "profile": str, "config": dict,
-            "config_hash": str, "code_hash": str, "inputs": dict, "device": str, "git_commit": str,
+            "config_hash": str, "inputs": dict, "device": str, "git_commit": str,
             "started_at": str, "wall_s": (int, float), "versions": dict, "figures": list, "tables": list,
             "metrics": dict, "series": list, "notes": list}
 FIGURE_FIELDS = ("file", "kind", "title", "caption", "alt")

@@ -9,13 +9,13 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from experiments import registry
+from experiments.pipeline import registry
 from generator import ablation_runs, evaluation_notes, recipe_runs
 from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results, metric_value, scalar_items
 from generator.overlap import describe, mean_others, shared_device
 from generator.render import Metric, Renderer, fmt_value
-from generator.staleness import Status
+from experiments.pipeline.staleness import Status
 
 INDEX, REPRODUCE, PERFORMANCE = "index.md", "reproduce.md", "performance.md"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from experiments.sections.better_recipe import accuracy_standard_error, headline_accuracy_bar
-from experiments.sections.variants import short, slug
+from experiments.core.variants import short, slug
 from generator.archive import describe_run
 from generator.inputs import metric_value, table_rows
 

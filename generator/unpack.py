@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments import registry
+from experiments.pipeline import registry
 from experiments.errors import UserError
-from experiments.results import load_manifest, load_results_json
-from experiments.summary import write_summary
+from experiments.pipeline.results import load_manifest, load_results_json
+from experiments.pipeline.summary import write_summary
 from generator.archive import archive
 from generator.inputs import BENCHMARK, check_manifest
 

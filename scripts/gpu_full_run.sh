@@ -37,5 +37,5 @@ if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second leas
   python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
     --data-root "${FUNDIFF_DATA_ROOT:-}"
 fi
-python3 -c "from experiments.summary import write_summary; write_summary(__import__('pathlib').Path('$results'))"
-python3 -c "from experiments.writeup import pack; from pathlib import Path; print(pack(Path('$results'), Path('$out')))"
+python3 -c "from experiments.pipeline.summary import write_summary; write_summary(__import__('pathlib').Path('$results'))"
+python3 -c "from experiments.pipeline.writeup import pack; from pathlib import Path; print(pack(Path('$results'), Path('$out')))"

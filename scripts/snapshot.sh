@@ -12,14 +12,14 @@ set -uo pipefail
 outdir=${1:?usage: scripts/snapshot.sh OUTDIR}
 mkdir -p "$outdir"
 [ -d .work/results ] && python3 -c "
-from pathlib import Path; from experiments.writeup import pack
+from pathlib import Path; from experiments.pipeline.writeup import pack
 print('snapshot:', pack(Path('.work/results'), Path('$outdir/partial.tar.gz')))"
 [ -f .work/gpu-usage.csv ] && cp .work/gpu-usage.csv "$outdir/"    # gpu_full_run.sh's utilisation trace
 [ -n "${KEEP_WEIGHTS:-}" ] || exit 0
 files=($(python3 -c "
 import sys; from pathlib import Path
-from experiments.checkpoints import SPEC, has_model, read_spec
-from experiments.training import checkpoint_path
+from experiments.core.checkpoints import SPEC, has_model, read_spec
+from experiments.core.training import checkpoint_path
 root = Path('.work/full')
 for name in (n for n in sys.argv[1:] if has_model(root, n)):
     print(f'{name}/{SPEC}', checkpoint_path(root / name, read_spec(root / name)['final_epoch']).relative_to(root))

@@ -38,8 +38,8 @@ def quick_run(tmp_path_factory, data_root) -> QuickRun:
 
     Made by the whole-writeup driver with two sections at a time (worker processes), so every test
     session also exercises the parallel scheduler end to end."""
-    from experiments.runner import RunOptions
-    from experiments.writeup import run_writeup
+    from experiments.pipeline.runner import RunOptions
+    from experiments.pipeline.writeup import run_writeup
 
     root = tmp_path_factory.mktemp("quick")
     results, work = root / "results", root / "work"

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from experiments import registry
+from experiments.pipeline import registry
 from generator.cli import main
 from generator.pages import section_path
 from generator.preview import CHROMIUM, launch, serve_static

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import registry, runner
-from experiments.sections.variants import short
+from experiments.pipeline import registry, runner
+from experiments.core.variants import short
 from generator import checks, lock
 from generator.cli import main
 from generator.pages import section_path
@@ -279,7 +279,7 @@ def test_archive_refuses_what_it_cannot_read(tree):
 def packed(tree: Tree, tmp_path: Path, edits: dict[str, dict]) -> Path:
     """A tarball laid out like `writeup --pack` (results/<section>/...) with these sections' manifests
     changed (key -> value), as if they had been rerun on a GPU machine."""
-    from experiments.writeup import pack
+    from experiments.pipeline.writeup import pack
 
     staging = tmp_path / "lease" / "results"
     for name, changes in edits.items():

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from experiments import cli
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PART12 = ["noising", "single-step-denoiser", "out-of-distribution", "pure-noise", "time-conditioned",
           "class-conditioned"]
@@ -164,10 +163,10 @@ def test_writeup_jobs_must_be_positive(previous, capsys):
 
 def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monkeypatch, capsys):
     """The CLI's closing line reads the keys of a real run.json (the quick run's), not a stale layout."""
-    import experiments.writeup
+    import experiments.pipeline.writeup
 
     record = json.loads((quick_run.results / "run.json").read_text())
-    monkeypatch.setattr(experiments.writeup, "run_writeup", lambda *args, **kwargs: record)
+    monkeypatch.setattr(experiments.pipeline.writeup, "run_writeup", lambda *args, **kwargs: record)
     code, out, err = call(["writeup", "--profile", "quick", "--out", str(tmp_path / "results"),
                            "--work-dir", str(tmp_path / "work")], capsys)
     assert code == 0 and err == ""
@@ -175,16 +174,16 @@ def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monke
 
 
 def test_writeup_skip_leaves_out_the_sections_and_their_dependants(tmp_path, monkeypatch, capsys):
-    import experiments.writeup
+    import experiments.pipeline.writeup
     from experiments.errors import UserError
-    from experiments.writeup import skipped_sections
+    from experiments.pipeline.writeup import skipped_sections
 
     assert skipped_sections(["better-recipe"]) == ["better-recipe"]
     assert skipped_sections(["evaluation"]) == ["evaluation", "better-recipe"]     # its dependant goes too
     with pytest.raises(UserError, match="better-recipe"):
         skipped_sections(["better-recipes"])
     asked = []
-    monkeypatch.setattr(experiments.writeup, "run", lambda names, opts: asked.extend(names))
+    monkeypatch.setattr(experiments.pipeline.writeup, "run", lambda names, opts: asked.extend(names))
     code, out, err = call(["writeup", "--profile", "quick", "--skip", "evaluation", "--out", str(tmp_path / "r"),
                            "--work-dir", str(tmp_path / "w")], capsys)
     assert code == 0, err
@@ -199,8 +198,8 @@ def test_writeup_skip_leaves_out_the_sections_and_their_dependants(tmp_path, mon
 
 def test_parallel_writeup_runs_the_longest_chain_first():
     """Ready sections start longest-remaining-chain first (wall times of the previous run)."""
-    from experiments import registry
-    from experiments.writeup import _chain_lengths
+    from experiments.pipeline import registry
+    from experiments.pipeline.writeup import _chain_lengths
 
     sections = registry.topological([s.name for s in registry.all_sections()])
     walls = {s.name: 1.0 for s in sections} | {"time-conditioned": 50.0, "peer": 500.0, "ablations": 300.0}
@@ -214,7 +213,7 @@ def test_parallel_writeup_runs_the_longest_chain_first():
 def test_parallel_writeup_orders_a_fresh_run_by_other_results(quick_run, tmp_path):
     """A fresh --out has no run.json: --estimates DIR gives the section times (its manifests' wall_s);
     an earlier run.json in --out wins over them, and unreadable manifests are skipped."""
-    from experiments.writeup import previous_walls
+    from experiments.pipeline.writeup import previous_walls
 
     estimates = tmp_path / "committed"
     shutil.copytree(quick_run.results, estimates)

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.diffusion.process import (add_noise, cfg_combine, ddim_step, ddpm_step, matched_start, predict_eps,
+from experiments.core.diffusion.process import (add_noise, cfg_combine, ddim_step, ddpm_step, matched_start, predict_eps,
                                            predict_x0, strided_step, strided_timesteps)
-from experiments.diffusion.sampling import (ddpm_step_fn, guided_estimate, interval_gamma, model_estimate, sample,
+from experiments.core.diffusion.sampling import (ddpm_step_fn, guided_estimate, interval_gamma, model_estimate, sample,
                                             timestep_pairs)
-from experiments.diffusion.schedule import make_schedule
+from experiments.core.diffusion.schedule import make_schedule
 
 T = 300
 

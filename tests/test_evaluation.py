@@ -7,14 +7,15 @@ import math
 import pytest
 import torch
 
-from experiments import checkpoints
-from experiments.config import override, validate
+from experiments.core import checkpoints
+from experiments.core.config import override, validate
 from experiments.errors import UserError
-from experiments.models.classifier import DigitClassifier
-from experiments.results import load_manifest
+from experiments.core.models.classifier import DigitClassifier
+from experiments.pipeline.results import load_manifest
 from experiments.sections import classifier as classifier_section
 from experiments.sections import evaluation as evaluation_section
-from experiments.summary import METRICS, build_summary, write_summary
+from experiments.pipeline.summary import METRICS, build_summary, write_summary
+from experiments.core.models import classifier as classifier_model
 
 SUMMARY_TYPES = {"device": str, "profile": str, "git_commit": str, "train_images": int,
                  "classifier_test_accuracy": float, "fid_floor": float, "fid_time_conditioned": float,
@@ -67,9 +68,10 @@ def test_classifier_learns_in_the_quick_profile(quick_run, data_root):
     accuracy = m["metrics"]["test_accuracy"]["value"]
     assert accuracy > 0.6, f"quick classifier only reaches {accuracy:.1%} (chance is 10%)"
     # the saved weights (what the evaluation loads) give the same accuracy on the same test digits
-    from experiments.data import load_split
+    from experiments.core.data import load_split
 
-    model, spec = checkpoints.load_model(quick_run.work / "quick", "classifier", "quick", torch.device("cpu"))
+    model, spec = checkpoints.load_model(quick_run.work / "quick", "classifier", "quick", torch.device("cpu"),
+                                         classifier_model.from_spec)
     assert isinstance(model, DigitClassifier) and spec["kind"] == "classifier" and not model.training
     test = load_split(data_root, train=False, limit=m["config"]["data"]["test_images"])
     again = float((classifier_section.predict(model, test.images) == test.labels).float().mean())

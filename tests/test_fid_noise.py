@@ -68,7 +68,7 @@ def test_a_broken_premise_drops_its_pair(manifests):
 def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40,
                started_at: str = "2026-11-25T10:00:00Z") -> dict:
     """A better-recipe manifest whose models (its training table) have these grid FIDs at gamma = 1."""
-    from experiments.sections.variants import short
+    from experiments.core.variants import short
     from generator.recipe_runs import unguided_fid_key
 
     return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit, "started_at": started_at,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.metrics import (Evaluator, frechet_distance, frechet_distance_from_stats, gaussian_stats,
+from experiments.core.metrics import (Evaluator, frechet_distance, frechet_distance_from_stats, gaussian_stats,
                                  nearest_distances)
 
 torch.set_default_dtype(torch.float32)

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import registry
-from experiments.config import UNetConfig, override, validate
-from experiments.diffusion.process import strided_timesteps
-from experiments.diffusion.sampling import ddpm_step_fn, guided_estimate, model_estimate, sample
-from experiments.diffusion.schedule import make_schedule
-from experiments.diffusion.tricks import (anagram_estimate, flip, gaussian_kernel, highpass, hybrid_estimate,
+from experiments.pipeline import registry
+from experiments.core.config import UNetConfig, override, validate
+from experiments.core.diffusion.process import strided_timesteps
+from experiments.core.diffusion.sampling import ddpm_step_fn, guided_estimate, model_estimate, sample
+from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.diffusion.tricks import (anagram_estimate, flip, gaussian_kernel, highpass, hybrid_estimate,
                                           inpaint_projection, lowpass, sdedit_start)
 from experiments.errors import UserError
-from experiments.models.unet import UNet
-from experiments.sections.strokes import DRAWINGS, draw
+from experiments.core.models.unet import UNet
+from experiments.core.strokes import DRAWINGS, draw
 
 PART3 = ["forward-process", "classical-vs-learned", "iterative-denoising", "cfg", "sdedit", "inpainting",
          "visual-anagrams", "hybrid-images"]

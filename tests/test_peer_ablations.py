@@ -7,18 +7,20 @@ import math
 import pytest
 import torch
 
-from experiments import checkpoints, registry
-from experiments.data import load_split
-from experiments.diffusion.process import add_noise
-from experiments.diffusion.sampling import ddim_step_fn, sample
-from experiments.diffusion.schedule import make_schedule
+from experiments.core import checkpoints
+from experiments.pipeline import registry
+from experiments.core.data import load_split
+from experiments.core.diffusion.process import add_noise
+from experiments.core.diffusion.sampling import ddim_step_fn, sample
+from experiments.core.diffusion.schedule import make_schedule
 from experiments.errors import UserError
-from experiments.models.peer import (PeerConfig, PeerUNet, build_peer, from_peer, make_scheduler, peer_objective,
+from experiments.core.models.peer import (PeerConfig, PeerUNet, from_spec, from_peer, make_scheduler, peer_objective,
                                      peer_sample, peer_spec, to_peer)
-from experiments.models.unet import UNet, count_parameters
+from experiments.core.models.unet import UNet, count_parameters
 from experiments.sections import ablations
-from experiments.sections.beyond import spaced_timesteps
+from experiments.core.judging import spaced_timesteps
 from experiments.sections.peer import check_budget
+from experiments.core.models import peer as peer_model
 
 TINY = PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=50)
 BEYOND = ["peer", "ablations", "fast-sampling", "better-recipe"]
@@ -64,12 +66,12 @@ def test_peer_unet_contract_and_builder_roundtrip():
     x, t = torch.randn(2, 1, 32, 32), torch.tensor([0, 49])
     assert net(x, t).shape == (2, 1, 32, 32)
     spec = json.loads(json.dumps({"kind": "peer", "final_epoch": 1, **peer_spec(TINY)}))   # as model.json
-    rebuilt = checkpoints._BUILDERS["peer"](spec)
+    rebuilt = from_spec(spec)
     assert isinstance(rebuilt, PeerUNet) and rebuilt.cfg == TINY
     rebuilt.load_state_dict(net.state_dict())
     with torch.no_grad():
         assert torch.allclose(rebuilt(x, t), net(x, t))
-    assert build_peer(spec).cfg.block_out_channels == (8, 16, 16)
+    assert from_spec(spec).cfg.block_out_channels == (8, 16, 16)
 
 
 def test_reference_peer_has_the_writeups_size():
@@ -253,7 +255,8 @@ def test_peer_quick_outputs(quick_run):
     m, ours = manifest(quick_run, "peer"), manifest(quick_run, "time-conditioned")
     assert metric(m, "steps") == metric(ours, "steps")                       # the same optimizer budget
     assert math.isfinite(metric(m, "fid_peer")) and math.isfinite(metric(m, "fid_ours"))
-    model, spec = checkpoints.load_model(quick_run.work / "quick", "peer", "quick", torch.device("cpu"))
+    model, spec = checkpoints.load_model(quick_run.work / "quick", "peer", "quick", torch.device("cpu"),
+                                         peer_model.from_spec)
     assert spec["kind"] == "peer" and isinstance(model, PeerUNet)
     side = next(t for t in m["tables"] if t["key"] == "side_by_side")
     rows = {r[0]: r[1:] for r in side["rows"]}
@@ -413,7 +416,7 @@ def test_intro_templates_render(quick_run, name):
 
 
 def test_running_one_section_reuses_available_dependencies(quick_run):
-    from experiments.runner import RunOptions, plan
+    from experiments.pipeline.runner import RunOptions, plan
 
     opts = RunOptions(profile="quick", results_root=quick_run.results, work_root=quick_run.work)
     assert [s.name for s in plan(["fast-sampling"], opts)] == ["fast-sampling"]     # no retraining upstream
@@ -427,7 +430,7 @@ def test_plan_checks_only_the_direct_dependencies(quick_run, tmp_path):
     evaluation read: a work folder without the class-conditioned model must not block it."""
     import shutil
 
-    from experiments.runner import RunOptions, plan
+    from experiments.pipeline.runner import RunOptions, plan
 
     work = tmp_path / "work"
     shutil.copytree(quick_run.work, work)
@@ -451,7 +454,7 @@ def test_manifests_record_the_weights_they_trained_and_loaded(quick_run):
 
 
 def test_class_moments_are_each_class_own_mean_and_variance():
-    from experiments.sections.common import class_moments
+    from experiments.core.ddpm import class_moments
 
     images = torch.rand(40, 1, 28, 28)
     labels = torch.arange(40) % 10

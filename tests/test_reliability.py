@@ -19,16 +19,17 @@ import pytest
 import torch
 
 from experiments import cli
-from experiments import results as results_mod
-from experiments.config import DiffusionConfig, TrainConfig, UNetConfig
-from experiments.data import load_split
-from experiments.diffusion.schedule import make_schedule
+from experiments.pipeline import results as results_mod
+from experiments.core.config import DiffusionConfig, TrainConfig, UNetConfig
+from experiments.core.data import load_split
+from experiments.core.diffusion.schedule import make_schedule
 from experiments.errors import DivergenceError, UserError
-from experiments.models.unet import UNet
-from experiments.objectives import diffusion_objective
-from experiments.results import ResultWriter, load_manifest, recover
-from experiments.runner import RunOptions, run
-from experiments.training import Trainer, checkpoint_path
+from experiments.core.models.unet import UNet
+from experiments.core.objectives import diffusion_objective
+from experiments.pipeline.results import ResultWriter, load_manifest, recover
+from experiments.pipeline.runner import RunOptions, run
+from experiments.core.checkpoints import checkpoint_path
+from experiments.core.training import Trainer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TIMING_METRICS = {"train_wall_s", "train_img_per_s"}

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from experiments import registry
-from experiments.results import SCHEMA_VERSION
+from experiments.pipeline import registry
+from experiments.pipeline.results import SCHEMA_VERSION
 
 TRAINING = ["single-step-denoiser", "pure-noise", "time-conditioned", "class-conditioned"]
 PART12 = ["noising", "single-step-denoiser", "out-of-distribution", "pure-noise", "time-conditioned",
@@ -58,7 +58,10 @@ def test_manifest_provenance(quick_run, name):
     assert isinstance(m["wall_s"], float | int) and 0 < m["wall_s"] < 3600
     assert {"python", "torch", "torchvision", "numpy", "matplotlib"} <= set(m["versions"])
     assert m["config"] == json.loads(json.dumps(dataclasses.asdict(quick_cfg(name))))
-    assert len(m["config_hash"]) == 16 and len(m["code_hash"]) == 16
+    assert len(m["config_hash"]) == 16
+    assert f"experiments/sections/{name.replace('-', '_')}.py" in m["code"]            # the closure, per module
+    assert all(len(h) == 16 for h in m["code"].values()) and "experiments/figures.py" not in m["code"]
+    assert list(m["drawing"]) == ["experiments/__init__.py", "experiments/figures.py"]
 
 
 @pytest.mark.parametrize("name", PART12)

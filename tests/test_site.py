@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from experiments.errors import UserError
-from generator import checks, lock, staleness
+from experiments.pipeline import staleness
+from generator import checks, lock
 from generator.inputs import load_results
 from generator.pages import figure_blocks, hero_figure, labelled, link, HEADLINES
 from generator.render import Metric, Renderer, cell, fmt_duration, fmt_value

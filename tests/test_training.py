@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.config import DiffusionConfig, TrainConfig, UNetConfig
-from experiments.data import Split, load_split
-from experiments.diffusion.schedule import make_schedule
-from experiments.models.unet import UNet
-from experiments.objectives import denoising_objective, diffusion_objective
-from experiments.runner import RunOptions, run
-from experiments.training import Trainer, checkpoint_path
+from experiments.core.config import DiffusionConfig, TrainConfig, UNetConfig
+from experiments.core.data import Split, load_split
+from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.models.unet import UNet
+from experiments.core.objectives import denoising_objective, diffusion_objective
+from experiments.pipeline.runner import RunOptions, run
+from experiments.core.checkpoints import checkpoint_path
+from experiments.core.training import Trainer
 
 CPU = torch.device("cpu")
 TIMING_METRICS = {"train_wall_s", "train_img_per_s"}     # the only numbers allowed to differ between runs
@@ -66,7 +67,7 @@ def test_same_seed_same_run_other_seed_other_run(digits, tmp_path):
 
 def test_lockstep_runs_of_different_lengths(digits, tmp_path):
     """train_together stops a shorter run at its own last epoch and carries the longer one on."""
-    from experiments.training import train_together
+    from experiments.core.training import train_together
 
     short, long = train_together([small_trainer(digits, tmp_path / "s", seed=1, epochs=1, checkpoint_epochs=()),
                                   small_trainer(digits, tmp_path / "l", seed=1, epochs=3, checkpoint_epochs=())])

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.config import UNetConfig
-from experiments.models.unet import UNet, count_parameters
+from experiments.core.config import UNetConfig
+from experiments.core.models.unet import UNet, count_parameters
 
 PINNED_D64 = {"none": 1_975_361, "time": 1_996_417, "class": 2_019_201}
 
@@ -151,7 +151,7 @@ def test_dropout_regulariser_sits_inside_every_conv_block_and_only_acts_in_train
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0])
 def test_dropout_out_of_range_is_refused(bad):
-    from experiments.config import validate
+    from experiments.core.config import validate
     from experiments.errors import UserError
 
     with pytest.raises(UserError, match="unet.dropout must be in"):

@@ -10,14 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from experiments import figures
-from experiments.config import DiffusionConfig, _require
-from experiments.context import Context
-from experiments.models.unet import count_parameters
-from experiments.registry import Section, register
-from experiments.sections.beyond import judge, sample_ours
-from experiments.sections.common import DDPMConfig, prepare_for_sampling, quick_ddpm
-from experiments.sections.variants import REFERENCE, make_trainer, short, slug, variant_config
-from experiments.training import train_together
+from experiments.core.config import DiffusionConfig, _require
+from experiments.core.section import Context, Section
+from experiments.core.models.unet import count_parameters
+from experiments.core.judging import judge, sample_ours
+from experiments.core.ddpm import DDPMConfig, prepare_for_sampling, quick_ddpm
+from experiments.core.variants import REFERENCE, make_trainer, short, slug, variant_config
+from experiments.core.training import train_together
 LABELS = {                                 # switch -> what it changes, in words
     "unet.residual=true": "residual connections in the conv blocks",
     "unet.norm=group": "GroupNorm instead of BatchNorm",
@@ -117,7 +116,7 @@ QUICK = AblationConfig(
               "diffusion.predict=x0", "train.ema_decay=0.9"),
     samples=32, batch=32, test_images=256, shown=4)
 
-SECTION = register(Section(
+SECTION = Section(
     name="ablations", title="Ablations: what each design choice buys", part="beyond",
     summary="Retrains the time-conditioned model with one switch changed at a time and compares FID and cost.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",)))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",))

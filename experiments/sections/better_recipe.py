@@ -19,23 +19,21 @@ alone moves the FID.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 
 import torch
 
 from experiments import figures
-from experiments.config import DiffusionConfig, UNetConfig, _require
-from experiments.context import Context
+from experiments.core.config import DiffusionConfig, UNetConfig, _require
+from experiments.core.section import Context, Section
 from experiments.errors import UserError
-from experiments.metrics import memorisation, nearest_distances
-from experiments.registry import Section, register
-from experiments.sections.beyond import judge
-from experiments.sections.common import DDPMConfig, class_moments, prepare_for_sampling, quick_ddpm
-from experiments.sections.evaluation import SEED_BASE, Judged, draw, floor_fids
-from experiments.sections.variants import make_trainer, short, slug, variant_config
-from experiments.training import train_together
+from experiments.core.metrics import memorisation, nearest_distances
+from experiments.core.judging import judge
+from experiments.core.ddpm import DDPMConfig, class_moments, prepare_for_sampling, quick_ddpm
+from experiments.core.judging import SEED_BASE, Judged, draw, floor_fids
+from experiments.core.variants import make_trainer, short, slug, variant_config
+from experiments.core.training import train_together
 
 GUIDANCE = re.compile(r"^(\d+(?:\.\d+)?)(?:@(\d+)-(\d+))?$")      # "5" or "3@30-150": gamma[@lo-hi]
 
@@ -143,12 +141,11 @@ class BetterRecipeConfig:
 
 def reference_sweep(ctx: Context) -> dict[float, tuple[float, float]]:
     """gamma -> (FID, class accuracy) of the reference model from the evaluation's guidance sweep."""
-    path = ctx.results_root / "evaluation" / "guidance.json"
+    data = ctx.dependency("evaluation", "guidance.json")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         return {g: (f, a) for g, f, a in zip(data["gamma"], data["fid"], data["class_accuracy"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"corrupt or missing results: {path} (rerun the evaluation section)") from None
+    except (KeyError, TypeError):
+        raise UserError("corrupt results: evaluation/guidance.json (rerun the evaluation section)") from None
 
 
 # Every variant compiles the UNet's forward once for training and once per sampler batch size, and
@@ -171,8 +168,7 @@ def run(ctx: Context) -> None:
     allow_recompiles()
     evaluation = ctx.dependency("evaluation")["metrics"]
     value = lambda key: evaluation[key]["value"]                           # noqa: E731
-    floor_10k, sweep_floor = value("fid_floor"), json.loads(
-        (ctx.results_root / "evaluation" / "guidance.json").read_text(encoding="utf-8"))["floor"]
+    floor_10k, sweep_floor = value("fid_floor"), ctx.dependency("evaluation", "guidance.json")["floor"]
     reference = reference_sweep(ctx)
     ev = judge(ctx, cfg.test_images)
     train_split = ctx.train_split(cfg.base.data.train_images)
@@ -383,10 +379,10 @@ QUICK = BetterRecipeConfig(
     samplers=("matched", "noise+clip"), sampler_guidance=("3@5-30",), samples=40, headline_samples=60, headline_draws=2,
     batch=40, test_images=256, shown=4)
 
-SECTION = register(Section(
+SECTION = Section(
     name="better-recipe", title="Closing the FID gap: a better class-conditioned recipe", part="evaluation",
     summary="Retrains the class-conditioned model with GroupNorm, EMA and x0 prediction (80 epochs, with and without "
             "dropout) and guides only in an interval of t: FID and class accuracy against the reference and the targets.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", "evaluation")))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", "evaluation"))
 
 __all__ = ["SECTION"]

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def run(ctx: Context) -> None:
 FULL = CFGConfig()
 QUICK = CFGConfig(seeds=2, test_images=256, stride=5, gammas=(0.0, 5.0), shown=1)
 
-SECTION = register(Section(
+SECTION = Section(
     name="cfg", title="Classifier-free guidance", part="part3",
     summary="Unconditional vs guided samples with the strided loop, judged by the classifier.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

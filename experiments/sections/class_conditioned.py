@@ -6,12 +6,10 @@ import dataclasses
 import torch
 
 from experiments import figures
-from experiments.config import UNetConfig
-from experiments.context import Context
-from experiments.registry import Section, register
-from experiments.sections.common import DDPMConfig, generate, prepare_for_sampling, quick_ddpm
-from experiments.sections.time_conditioned import train_ddpm
-from experiments.training import checkpoint_path, load_weights
+from experiments.core.config import UNetConfig
+from experiments.core.section import Context, Section
+from experiments.core.ddpm import DDPMConfig, generate, prepare_for_sampling, quick_ddpm, train_ddpm
+from experiments.core.checkpoints import checkpoint_path, load_weights
 
 
 def run(ctx: Context) -> None:
@@ -51,9 +49,9 @@ def run(ctx: Context) -> None:
 FULL = DDPMConfig(unet=UNetConfig(hidden=64, conditioning="class"))
 QUICK = quick_ddpm("class")
 
-SECTION = register(Section(
+SECTION = Section(
     name="class-conditioned", title="A class-conditioned DDPM with guidance", part="part2",
     summary="Adds class conditioning (with 10% dropout) and samples with classifier-free guidance.",
-    profiles={"full": FULL, "quick": QUICK}, run=run))
+    profiles={"full": FULL, "quick": QUICK}, run=run)
 
 __all__ = ["SECTION", "dataclasses"]

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.process import add_noise
-from experiments.diffusion.tricks import gaussian_kernel, lowpass
-from experiments.metrics import psnr
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, load
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.process import add_noise
+from experiments.core.diffusion.tricks import gaussian_kernel, lowpass
+from experiments.core.metrics import psnr
+from experiments.core.lab import DEPENDS, SamplingConfig, load
 
 METHODS = ("noisy x_t", "Gaussian blur", "one step", "iterative")
 
@@ -115,7 +114,7 @@ def run(ctx: Context) -> None:
 FULL = ClassicalConfig()
 QUICK = ClassicalConfig(seeds=6, test_images=256, stride=5, digits=1)
 
-SECTION = register(Section(
+SECTION = Section(
     name="classical-vs-learned", title="Classical vs learned denoising", part="part3",
     summary="Gaussian blur against one UNet step and iterative denoising, scored by PSNR and the classifier.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

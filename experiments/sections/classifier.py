@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from experiments import checkpoints, figures
-from experiments.config import DataConfig, TrainConfig, _require
-from experiments.context import Context
-from experiments.models.classifier import ClassifierNetConfig, DigitClassifier
-from experiments.registry import Section, register
-from experiments.sections.common import record_training, train_model
-from experiments.training import Objective
+from experiments.core import checkpoints
+from experiments import figures
+from experiments.core.config import DataConfig, TrainConfig, _require
+from experiments.core.section import Context, Section
+from experiments.core.models.classifier import ClassifierNetConfig, DigitClassifier
+from experiments.core.ddpm import record_training, train_model
+from experiments.core.training import Objective
+from experiments.core.models import classifier as classifier_model
 
 KIND = "classifier"
-checkpoints.register_builder(KIND, lambda spec: DigitClassifier(ClassifierNetConfig(**spec["net"])))
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def run(ctx: Context) -> None:
     split_size = len(ctx.train_split(cfg.data.train_images))
     record_training(ctx, result, cfg.train, split_size, f"digit classifier (width {cfg.net.width})", model)
 
-    net, _ = ctx.model(ctx.section.name)            # what the evaluation will load: the saved weights
+    net, _ = checkpoints.load(ctx, ctx.section.name, classifier_model.from_spec)            # what the evaluation will load: the saved weights
     test = ctx.test_split(cfg.data.test_images)
     pred = predict(net, test.images)
     correct = (pred == test.labels).cpu()
@@ -122,7 +122,7 @@ QUICK = ClassifierConfig(
                       checkpoint_epochs=()),
     errors_shown=10)
 
-SECTION = register(Section(
+SECTION = Section(
     name="classifier", title="The judge: a digit classifier", part="evaluation",
     summary="Trains a small CNN on the training split; its features and predictions score generated digits.",
-    profiles={"full": FULL, "quick": QUICK}, run=run))
+    profiles={"full": FULL, "quick": QUICK}, run=run)

@@ -7,23 +7,22 @@ point of each curve and the headline gamma of the sweep cost nothing extra.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
+from experiments.core import checkpoints
 from experiments import figures
-from experiments.config import DiffusionConfig, _require
-from experiments.context import Context
-from experiments.diffusion.process import strided_timesteps
-from experiments.metrics import (Evaluator, frechet_distance_from_stats, gaussian_stats, memorisation,
-                                 nearest_distances)
-from experiments.registry import Section, register
-from experiments.diffusion.sampling import ddpm_step_fn
-from experiments.sections.common import diffusion_schedule, generate, prepare_for_sampling
+from experiments.core.config import DiffusionConfig, _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.process import strided_timesteps
+from experiments.core.metrics import Evaluator, memorisation, nearest_distances
+from experiments.core.ddpm import prepare_for_sampling
+from experiments.core.judging import Judged, draw, floor_fids
+from experiments.core.models import unet as unet_model
+from experiments.core.models import classifier as classifier_model
 
 TIME, CLASS = "time-conditioned", "class-conditioned"
-SEED_BASE = 50_000            # seed offsets of evaluation batches (batch i uses SEED_BASE + i)
 
 
 @dataclass(frozen=True)
@@ -53,53 +52,6 @@ class EvaluationConfig:
         _require(self.shown >= 1, "shown must be >= 1")
 
 
-@dataclass
-class Judged:
-    """A set of generated digits and the classifier's view of it (all on the device)."""
-
-    images: torch.Tensor              # (N, 1, 28, 28), clipped to [0, 1]
-    labels: torch.Tensor | None       # (N,) asked classes, None for the time-conditioned model
-    features: torch.Tensor            # (N, F) penultimate activations
-    predicted: torch.Tensor           # (N,) classifier's classes
-    wall_s: float                     # sampling time
-
-    def fid(self, ev: Evaluator, n: int) -> float:
-        """Classifier-FID of the first n digits against the test split."""
-        return frechet_distance_from_stats(*gaussian_stats(self.features[:n]), ev.test_mu, ev.test_cov)
-
-    def accuracy(self, n: int) -> float:
-        return float((self.predicted[:n] == self.labels[:n]).float().mean())
-
-
-def draw(ctx: Context, ev: Evaluator, net: torch.nn.Module, dcfg: DiffusionConfig, n: int,
-         gamma: float | None, batch: int, stride: int = 1, interval: tuple[int, int] | None = None, *,
-         class_moments: tuple[torch.Tensor, torch.Tensor] | None = None, clip_x0: bool = False,
-         seed_base: int = SEED_BASE) -> Judged:
-    """n digits in batches (balanced classes 0..9 when gamma is given), judged by the classifier.
-    Batch i always starts from the same noise (seed seed_base + i), so sets are comparable.
-    class_moments: per-class (10, 1, 28, 28) mean and variance of the training digits: each digit
-    then starts from the moment-matched x_T of its asked class; clip_x0: see `ddpm_step_fn`."""
-    timesteps = strided_timesteps(dcfg.T, stride)
-    step = ddpm_step_fn(diffusion_schedule(dcfg, ctx.device), clip_x0=clip_x0)
-    t0 = time.perf_counter()
-    chunks, labels = [], []
-    for i, start in enumerate(range(0, n, batch)):
-        m = min(batch, n - start)
-        y = torch.arange(start, start + m, device=ctx.device) % 10 if gamma is not None else None
-        moments = None if class_moments is None else tuple(v[y] for v in class_moments)
-        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=seed_base + i, timesteps=timesteps,
-                          interval=interval, step=step, start_moments=moments)
-        chunks.append(result.x0.clamp(0, 1))
-        labels.append(y)
-    images = torch.cat(chunks)
-    features = ev.features(images)
-    predicted = ev.classifier.head(features).argmax(1)        # forward = head(features): no second pass
-    if ctx.cuda:
-        torch.cuda.synchronize(ctx.device)
-    return Judged(images, torch.cat(labels) if gamma is not None else None, features, predicted,
-                  time.perf_counter() - t0)
-
-
 def model_plan(ctx: Context, section: str) -> tuple[DiffusionConfig, list[int]]:
     """The dependency's diffusion config and the epochs it kept weights for (final epoch included)."""
     cfg = ctx.dependency(section)["config"]
@@ -108,20 +60,14 @@ def model_plan(ctx: Context, section: str) -> tuple[DiffusionConfig, list[int]]:
 
 
 def load_net(ctx: Context, section: str, epoch: int) -> torch.nn.Module:
-    model, _ = ctx.model(section, epoch)
+    model, _ = checkpoints.load(ctx, section, unet_model.from_spec, epoch)
     return prepare_for_sampling(ctx, model)
-
-
-def floor_fids(ev: Evaluator, train: torch.Tensor, counts: set[int]) -> dict[int, float]:
-    """FID of the first n training digits against the test split, for each n used by a generated set."""
-    feats = ev.features(train[:max(counts)])
-    return {n: frechet_distance_from_stats(*gaussian_stats(feats[:n]), ev.test_mu, ev.test_cov) for n in counts}
 
 
 def run(ctx: Context) -> None:
     cfg: EvaluationConfig = ctx.cfg
     out = ctx.out
-    classifier, _ = ctx.model("classifier")
+    classifier, _ = checkpoints.load(ctx, "classifier", classifier_model.from_spec)
     test = ctx.test_split(cfg.test_images)
     train = ctx.train_split(0)
     ev = Evaluator.build(classifier, test.images)
@@ -337,8 +283,8 @@ FULL = EvaluationConfig(batch=5_000)   # big sampler batches fill an H100/H200
 QUICK = EvaluationConfig(test_images=500, samples=100, sweep_samples=50, checkpoint_samples=50, batch=100, stride=5,
                          guidance_sweep=(0.0, 5.0, 10.0), shown=10)
 
-SECTION = register(Section(
+SECTION = Section(
     name="evaluation", title="Evaluation: a number for every result", part="evaluation",
     summary="Classifier-FID against a floor, class accuracy, the guidance trade-off, quality per epoch and "
             "memorisation of both diffusion models.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", TIME, CLASS)))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", TIME, CLASS))

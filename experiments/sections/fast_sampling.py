@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
+from experiments.core import checkpoints
 from experiments import figures
-from experiments.config import DiffusionConfig, _require
-from experiments.context import Context
-from experiments.diffusion.sampling import ddim_step_fn, ddpm_step_fn
+from experiments.core.config import DiffusionConfig, _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn
 from experiments.errors import UserError
-from experiments.registry import Section, register
-from experiments.sections.beyond import judge, sample_ours, spaced_timesteps, timed, warm_up
-from experiments.sections.common import data_moments, diffusion_schedule, prepare_for_sampling
+from experiments.core.judging import judge, sample_ours, spaced_timesteps, timed, warm_up
+from experiments.core.ddpm import data_moments, diffusion_schedule, prepare_for_sampling
+from experiments.core.models import unet as unet_model
 
 STARTS = {"noise": "pure noise", "matched": "moment-matched"}      # start -> its name in tables
 
@@ -49,7 +50,7 @@ class FastSamplingConfig:
 
 def run(ctx: Context) -> None:
     cfg: FastSamplingConfig = ctx.cfg
-    model, spec = ctx.model("time-conditioned")
+    model, spec = checkpoints.load(ctx, "time-conditioned", unet_model.from_spec)
     dcfg = DiffusionConfig(**spec["diffusion"])
     too_many = [n for n in cfg.ddim_steps if n > dcfg.T]
     if too_many:
@@ -171,8 +172,8 @@ def record_verdicts(ctx: Context, cfg: FastSamplingConfig, steps: list[int], cur
 FULL = FastSamplingConfig()
 QUICK = FastSamplingConfig(ddim_steps=(5, 10, 50), samples=32, batch=32, test_images=256, shown=4)
 
-SECTION = register(Section(
+SECTION = Section(
     name="fast-sampling", title="Fast sampling with DDIM", part="beyond",
     summary="Deterministic DDIM with 10-100 steps against the 300-step DDPM sampler, from pure noise and from "
     "a moment-matched start: FID, ink and wall time.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier")))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier"))

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.process import add_noise
-from experiments.metrics import psnr
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, Part3Config, load
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.process import add_noise
+from experiments.core.metrics import psnr
+from experiments.core.lab import DEPENDS, Part3Config, load
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def run(ctx: Context) -> None:
 FULL = ForwardConfig()
 QUICK = ForwardConfig(seeds=8, test_images=256, digits=2)
 
-SECTION = register(Section(
+SECTION = Section(
     name="forward-process", title="The forward process", part="part3",
     summary="Noises test digits to T/4, T/2 and 3T/4 and measures what the classifier can still read.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

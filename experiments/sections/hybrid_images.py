@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.tricks import gaussian_kernel, highpass, hybrid_estimate, lowpass
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load, parse_pairs, pick_best
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.tricks import gaussian_kernel, highpass, hybrid_estimate, lowpass
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, parse_pairs, pick_best
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ def run(ctx: Context) -> None:
 FULL = HybridConfig()
 QUICK = HybridConfig(seeds=3, test_images=256, stride=5, pairs=("0/1", "8/3"), shown=2)
 
-SECTION = register(Section(
+SECTION = Section(
     name="hybrid-images", title="Hybrid images", part="part3",
     summary="Digits whose low frequencies say one class and high frequencies another, counted by the classifier.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

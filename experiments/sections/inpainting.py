@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.tricks import inpaint_projection
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load, pick_best
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.tricks import inpaint_projection
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, pick_best
 
 MASKS = ("top", "bottom", "left", "right", "centre")
 
@@ -112,7 +111,7 @@ def run(ctx: Context) -> None:
 FULL = InpaintConfig()
 QUICK = InpaintConfig(seeds=3, test_images=256, stride=5, masks=("top", "centre"))
 
-SECTION = register(Section(
+SECTION = Section(
     name="inpainting", title="Inpainting", part="part3",
     summary="Regenerates a masked part of test digits as an asked class while keeping the rest exactly.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.tricks import gaussian_kernel, lowpass, sdedit_start
-from experiments.metrics import psnr
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.tricks import gaussian_kernel, lowpass, sdedit_start
+from experiments.core.metrics import psnr
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def run(ctx: Context) -> None:
 FULL = IterativeConfig()
 QUICK = IterativeConfig(seeds=6, test_images=256, stride=5, i_start=5, show_every=2, strides=(2, 10), digits=2)
 
-SECTION = register(Section(
+SECTION = Section(
     name="iterative-denoising", title="Iterative denoising with strided timesteps", part="part3",
     summary="Denoises noisy test digits with the strided loop and compares strides, one step and blur.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.registry import Section, register
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def run(ctx: Context) -> None:
                       caption="How much of the pixel energy is signal at each σ (∞ at σ = 0).")
 
 
-SECTION = register(Section(
+SECTION = Section(
     name="noising", title="The noising process", part="part1",
     summary="Adds Gaussian noise of growing sigma to test digits.",
-    profiles={"full": NoisingConfig(), "quick": NoisingConfig(digits=3)}, run=run))
+    profiles={"full": NoisingConfig(), "quick": NoisingConfig(digits=3)}, run=run)

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import torch
 
+from experiments.core import checkpoints
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.registry import Section, register
-from experiments.sections.single_step_denoiser import batched
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.denoiser import batched
+from experiments.core.models import unet as unet_model
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class OODConfig:
 
 def run(ctx: Context) -> None:
     cfg: OODConfig = ctx.cfg
-    model, _ = ctx.model("single-step-denoiser")
+    model, _ = checkpoints.load(ctx, "single-step-denoiser", unet_model.from_spec)
     trained_sigma = ctx.dependency("single-step-denoiser")["config"]["sigma"]
     test = ctx.test_split(cfg.test_images).images
     gen = ctx.generator()
@@ -54,8 +55,8 @@ def run(ctx: Context) -> None:
         ctx.out.add_metric(f"mse_sigma_{sigma:g}", row[2], f"Test MSE at σ = {sigma:g}", ".5f")
 
 
-SECTION = register(Section(
+SECTION = Section(
     name="out-of-distribution", title="Out-of-distribution noise levels", part="part1",
     summary="Tests the sigma=0.5 denoiser on sigma from 0 to 1.",
     profiles={"full": OODConfig(), "quick": OODConfig(test_images=128, show_digits=3)},
-    run=run, depends_on=("single-step-denoiser",)))
+    run=run, depends_on=("single-step-denoiser",))

@@ -11,19 +11,21 @@ from dataclasses import dataclass, field
 
 import torch
 
-from experiments import checkpoints, figures
-from experiments.config import DataConfig, DiffusionConfig, TrainConfig, _require
-from experiments.context import Context
-from experiments.data import Split
-from experiments.diffusion.sampling import ddim_step_fn, ddpm_step_fn
+from experiments.core import checkpoints
+from experiments import figures
+from experiments.core.config import DataConfig, DiffusionConfig, TrainConfig, _require
+from experiments.core.section import Context, Section
+from experiments.core.data import Split
+from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn
 from experiments.errors import UserError
-from experiments.models.peer import (SPACINGS, PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample,
+from experiments.core.models.peer import (SPACINGS, PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample,
                                      peer_spec, to_peer)
-from experiments.models.unet import count_parameters
-from experiments.registry import Section, register
-from experiments.sections.beyond import judge, sample_ours, spaced_timesteps, timed, warm_up
-from experiments.sections.common import diffusion_schedule, prepare_for_sampling, record_training
-from experiments.training import Trainer
+from experiments.core.models.unet import count_parameters
+from experiments.core.judging import judge, sample_ours, spaced_timesteps, timed, warm_up
+from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling, record_training
+from experiments.core.training import Trainer
+from experiments.core.models import unet as unet_model
+from experiments.core.models import peer as peer_model
 
 OURS = "time-conditioned"
 
@@ -72,7 +74,7 @@ def train_peer(ctx: Context, cfg: PeerSectionConfig) -> PeerUNet:
     result = trainer.fit(resume=ctx.resume)
     checkpoints.write_spec(ctx.work_dir, "peer", final_epoch=cfg.train.epochs, **peer_spec(cfg.peer))
     record_training(ctx, result, cfg.train, len(split), "diffusers UNet2DModel (peer)", model)
-    net, _ = ctx.model(ctx.section.name)                 # the saved weights, eval mode, as others will load them
+    net, _ = checkpoints.load(ctx, ctx.section.name, peer_model.from_spec)                 # the saved weights, eval mode, as others will load them
     return Bf16Peer(net) if ctx.cuda else net
 
 
@@ -102,7 +104,7 @@ def run(ctx: Context) -> None:
     cfg: PeerSectionConfig = ctx.cfg
     ours_manifest = check_budget(ctx, cfg)
     peer = train_peer(ctx, cfg)
-    model, spec = ctx.model(OURS)
+    model, spec = checkpoints.load(ctx, OURS, unet_model.from_spec)
     ours = prepare_for_sampling(ctx, model)
     dcfg = DiffusionConfig(**spec["diffusion"])
     ev = judge(ctx, cfg.data.test_images)
@@ -208,7 +210,7 @@ QUICK = PeerSectionConfig(
                       checkpoint_epochs=()),
     sweep_steps=(1, 2, 5), samples=32, batch=32, shown=4)
 
-SECTION = register(Section(
+SECTION = Section(
     name="peer", title="The peer: diffusers' UNet2DModel", part="beyond",
     summary="Trains diffusers' UNet2DModel with DDPMScheduler on the same digits and budget and compares it with ours.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier")))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"))

@@ -10,9 +10,8 @@ import dataclasses
 import torch
 
 from experiments import figures
-from experiments.context import Context
-from experiments.registry import Section, register
-from experiments.sections.single_step_denoiser import QUICK, DenoiserConfig, denoise_with, train_denoiser
+from experiments.core.section import Context, Section
+from experiments.core.denoiser import QUICK_DENOISER, DenoiserConfig, denoise_with, train_denoiser
 
 
 def run(ctx: Context) -> None:
@@ -40,8 +39,8 @@ def run(ctx: Context) -> None:
     ctx.out.add_metric("train_digit_to_mean_mse", baseline, "MSE of a training digit to the mean image (for scale)", ".5f")
 
 
-SECTION = register(Section(
+SECTION = Section(
     name="pure-noise", title="Denoising pure noise", part="part1",
     summary="Trains the same denoiser on z = eps and compares its output with the mean digit.",
-    profiles={"full": DenoiserConfig(pure_noise=True), "quick": dataclasses.replace(QUICK, pure_noise=True)},
-    run=run))
+    profiles={"full": DenoiserConfig(pure_noise=True), "quick": dataclasses.replace(QUICK_DENOISER, pure_noise=True)},
+    run=run)

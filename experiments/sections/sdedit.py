@@ -12,14 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.tricks import sdedit_start
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.tricks import sdedit_start
 from experiments.errors import UserError
-from experiments.metrics import psnr
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load, parse_pairs
-from experiments.sections.strokes import DRAWINGS, draw
+from experiments.core.metrics import psnr
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, parse_pairs
+from experiments.core.strokes import DRAWINGS, draw
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ FULL = SDEditConfig()
 QUICK = SDEditConfig(seeds=2, test_images=256, stride=5, i_starts=(1, 3, 5, 7), drawings=("0", "7"), drawn_seeds=1,
                      edits=("3>8",), shown=1)
 
-SECTION = register(Section(
+SECTION = Section(
     name="sdedit", title="Image-to-image translation (SDEdit)", part="part3",
     summary="Noises test digits, code-drawn digits and class edits to several levels and denoises them back.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

@@ -2,25 +2,9 @@
 from __future__ import annotations
 
 from experiments import figures
-from experiments.context import Context
-from experiments.models.unet import UNet
-from experiments.objectives import diffusion_objective
-from experiments.registry import Section, register
-from experiments.sections.common import (DDPMConfig, diffusion_schedule, generate, prepare_for_sampling,
-                                         quick_ddpm, record_training, train_model, unet_spec)
-from experiments.training import checkpoint_path, load_weights
-
-
-def train_ddpm(ctx: Context, class_conditioned: bool) -> UNet:
-    cfg: DDPMConfig = ctx.cfg
-    model = UNet(cfg.unet)
-    sched = diffusion_schedule(cfg.diffusion, ctx.device)
-    result = train_model(ctx, model, diffusion_objective(sched, cfg.diffusion, class_conditioned), cfg.data,
-                         cfg.train, "unet", unet_spec(cfg.unet, cfg.diffusion), label=ctx.section.name)
-    split_size = len(ctx.train_split(cfg.data.train_images))
-    kind = "class-conditioned" if class_conditioned else "time-conditioned"
-    record_training(ctx, result, cfg.train, split_size, f"{kind} UNet, D={cfg.unet.hidden}", model)
-    return model
+from experiments.core.section import Context, Section
+from experiments.core.ddpm import DDPMConfig, generate, prepare_for_sampling, quick_ddpm, train_ddpm
+from experiments.core.checkpoints import checkpoint_path, load_weights
 
 
 def run(ctx: Context) -> None:
@@ -43,7 +27,7 @@ def run(ctx: Context) -> None:
                            alt=f"Animation of the denoising trajectory after epoch {epoch}")
 
 
-SECTION = register(Section(
+SECTION = Section(
     name="time-conditioned", title="A time-conditioned DDPM", part="part2",
     summary="Trains the time-conditioned UNet (D=64, 20 epochs) to predict noise and samples from scratch.",
-    profiles={"full": DDPMConfig(), "quick": quick_ddpm("time")}, run=run))
+    profiles={"full": DDPMConfig(), "quick": quick_ddpm("time")}, run=run)

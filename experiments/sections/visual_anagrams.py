@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from experiments import figures
-from experiments.config import _require
-from experiments.context import Context
-from experiments.diffusion.tricks import FLIPS, anagram_estimate, flip
-from experiments.registry import Section, register
-from experiments.sections.part3 import DEPENDS, SamplingConfig, check_stride, load, parse_pairs, pick_best
+from experiments.core.config import _require
+from experiments.core.section import Context, Section
+from experiments.core.diffusion.tricks import FLIPS, anagram_estimate, flip
+from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, parse_pairs, pick_best
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def run(ctx: Context) -> None:
 FULL = AnagramConfig()
 QUICK = AnagramConfig(seeds=3, test_images=256, stride=5, pairs=("6/9", "1/7"), shown=2)
 
-SECTION = register(Section(
+SECTION = Section(
     name="visual-anagrams", title="Visual anagrams", part="part3",
     summary="Digits that read as one class upright and another upside down, counted by the classifier.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=DEPENDS)

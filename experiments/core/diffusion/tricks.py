@@ -18,11 +18,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from experiments.diffusion.process import add_noise, cfg_combine
-from experiments.diffusion.sampling import EstimateFn, ProjectFn, model_estimate
-from experiments.diffusion.schedule import Schedule
+from experiments.core.diffusion.process import add_noise, cfg_combine
+from experiments.core.diffusion.sampling import EstimateFn, ProjectFn, model_estimate
+from experiments.core.diffusion.schedule import Schedule
 from experiments.errors import UserError
-from experiments.models.unet import NUM_CLASSES
+from experiments.core.models.unet import NUM_CLASSES
 
 FLIPS = ("rotate180", "vertical")
 

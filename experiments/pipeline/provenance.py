@@ -1,7 +1,6 @@
-"""Where a result came from: git commit, device, library versions, hashes of config and code."""
+"""Where a result came from: git commit, device, library versions, time."""
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import subprocess
@@ -11,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set by scripts/gpu_full_run.sh: a copied tree has no .git
@@ -60,35 +59,3 @@ def library_versions() -> dict[str, str]:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-# Modules that cannot change a section's numbers or figures: the command line, the whole-writeup driver,
-# the benchmark, provenance and summary bookkeeping, progress bars and test hooks.
-NOT_RESULTS = {"cli.py", "__main__.py", "benchmark.py", "writeup.py", "provenance.py", "summary.py",
-               "progress.py", "testhooks.py"}
-
-
-def _core_files() -> list[Path]:
-    """What every section runs on: the library outside sections/ (less NOT_RESULTS) and the helper
-    modules inside sections/ (those that are not sections themselves)."""
-    from experiments.sections import ORDER
-
-    files = []
-    for p in PACKAGE_ROOT.rglob("*.py"):
-        parts = p.relative_to(PACKAGE_ROOT).parts
-        if parts[0] == "sections":
-            if len(parts) == 2 and p.stem not in ORDER and p.name != "__init__.py":
-                files.append(p)
-        elif p.name not in NOT_RESULTS:
-            files.append(p)
-    return sorted(files)
-
-
-def code_hash(section_module_file: str | Path) -> str:
-    """sha256 over the section's own module and the shared core (helpers included): a change to either
-    stales it."""
-    digest = hashlib.sha256()
-    for path in [Path(section_module_file), *_core_files()]:
-        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.results import load_manifest, write_json_atomic
+from experiments.pipeline.results import load_manifest, write_json_atomic
 
 SUMMARY = "summary.json"
 RUN_EXTRA = "run.json"

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments import checkpoints
-from experiments.config import _require
+from experiments.core.config import _require
 from experiments.errors import UserError
 
 IMAGE_SIZE = 28     # our digits
@@ -126,10 +125,9 @@ def peer_spec(cfg: PeerConfig) -> dict:
     return {"peer": dataclasses.asdict(cfg)}
 
 
-def build_peer(spec: dict) -> PeerUNet:
+def from_spec(spec: dict) -> PeerUNet:
+    """The peer network a checkpoint's model spec describes (weights not loaded)."""
     fields = dict(spec["peer"])
     fields["block_out_channels"] = tuple(fields["block_out_channels"])     # JSON gives a list
     return PeerUNet(PeerConfig(**fields))
 
-
-checkpoints.register_builder("peer", build_peer)

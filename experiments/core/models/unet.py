@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from experiments.config import UNetConfig
+from experiments.core.config import UNetConfig
 
 NUM_CLASSES = 10
 
@@ -117,3 +117,8 @@ class UNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def from_spec(spec: dict) -> UNet:
+    """The UNet a checkpoint's model spec describes (weights not loaded)."""
+    return UNet(UNetConfig(**spec["unet"]))

@@ -1,4 +1,4 @@
 """Diffusion maths as pure tensor functions: schedule, forward process, sampler steps, guidance."""
-from experiments.diffusion.schedule import Schedule, extract, linear_betas, make_schedule
+from experiments.core.diffusion.schedule import Schedule, extract, linear_betas, make_schedule
 
 __all__ = ["Schedule", "extract", "linear_betas", "make_schedule"]

@@ -176,3 +176,12 @@ def load_results_json(path: Path, require_schema: bool = False) -> dict | None:
 def load_manifest(results_root: Path, section: str) -> dict | None:
     """The section's manifest, None when absent; corrupt or too-new files are user errors."""
     return load_results_json(Path(results_root) / section / MANIFEST, require_schema=True)
+
+
+def read_result(results_root: Path, section: str, file: str) -> dict | None:
+    """A JSON file of a section's results (its manifest, or a series beside it), None when absent."""
+    if file == MANIFEST:
+        return load_manifest(results_root, section)
+    if "/" in file or file.startswith("."):
+        raise ValueError(f"result file names are flat: {file!r}")
+    return load_results_json(Path(results_root) / section / file)

@@ -26,10 +26,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Iterable
 
-from experiments import provenance, registry
+from experiments.pipeline import provenance, registry
 from experiments.errors import UserError
-from experiments.results import load_manifest, write_json_atomic
-from experiments.runner import RunOptions, prepare, resolve_device, run, run_one
+from experiments.pipeline.results import load_manifest, write_json_atomic
+from experiments.pipeline.runner import RunOptions, prepare, resolve_device, run, run_one
 
 RUN_RECORD = "run.json"
 
@@ -176,7 +176,7 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip:
               "section_wall_s": sections, "failed": failed, "writeup_skipped": skipped}
     write_json_atomic(opts.results_root / RUN_RECORD, record)
     try:  # refresh summary.json with the wall time (summary.py merges run.json)
-        from experiments.summary import write_summary
+        from experiments.pipeline.summary import write_summary
 
         write_summary(opts.results_root)
     except ImportError:

@@ -20,10 +20,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from experiments.config import TrainConfig
-from experiments.data import Split
+from experiments.core.checkpoints import checkpoint_path, save_atomic
+from experiments.core.config import TrainConfig
+from experiments.core.data import Split
 from experiments.errors import DivergenceError, UserError
-from experiments.progress import progress_bar
+from experiments.core.progress import progress_bar
 from experiments.testhooks import pause_at
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,14 +40,6 @@ class TrainResult:
     passes_over_data: float             # how many times the (possibly small) split was seen
     resumed_from_epoch: int = 0
     final_model: nn.Module | None = field(default=None, repr=False)
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    """torch.save to a temporary name, then rename: a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -67,20 +60,6 @@ def _epoch_indices(n: int, steps: int, batch: int, device: torch.device) -> torc
     need = steps * batch
     perms = [torch.randperm(n, device=device) for _ in range(math.ceil(need / n))]
     return torch.cat(perms)[:need].view(steps, batch)
-
-
-def checkpoint_path(work_dir: Path, epoch: int) -> Path:
-    return work_dir / f"epoch_{epoch:03d}.pt"
-
-
-def load_weights(model: nn.Module, path: Path, ema: bool = True) -> nn.Module:
-    """Load weights saved by `train` (the EMA copy when present and asked for)."""
-    if not path.exists():
-        raise UserError(f"checkpoint missing: {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    key = "ema" if ema and blob.get("ema") is not None else "model"
-    model.load_state_dict(blob[key])
-    return model
 
 
 class Trainer:

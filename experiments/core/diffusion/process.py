@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from experiments.diffusion.schedule import Schedule
+from experiments.core.diffusion.schedule import Schedule
 
 
 def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -11,13 +11,13 @@ import re
 
 import torch
 
-from experiments.config import override, parse_assignments, validate
-from experiments.context import Context
+from experiments.core.config import override, parse_assignments, validate
+from experiments.core.section import Context
 from experiments.errors import UserError
-from experiments.models.unet import UNet
-from experiments.objectives import diffusion_objective
-from experiments.sections.common import COMPILE, DDPMConfig, diffusion_schedule
-from experiments.training import Trainer
+from experiments.core.models.unet import UNet
+from experiments.core.objectives import diffusion_objective
+from experiments.core.ddpm import DDPMConfig, diffusion_schedule
+from experiments.core.training import Trainer
 
 REFERENCE = "reference"
 
@@ -55,4 +55,4 @@ def make_trainer(ctx: Context, variant: str, cfg: DDPMConfig, class_conditioned:
     key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{dataclasses.asdict(cfg)}"
     return Trainer(model, diffusion_objective(sched, cfg.diffusion, class_conditioned), split, cfg.train, ctx.device,
                    ctx.work_dir / slug(variant), description=f"{ctx.section.name} {variant}", config_key=key,
-                   show_progress=ctx.show_progress, compile=COMPILE)     # the Part 2 fast path
+                   show_progress=ctx.show_progress, compile=ctx.compile)     # the Part 2 fast path

@@ -8,11 +8,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from experiments.config import DiffusionConfig
-from experiments.diffusion.process import add_noise
-from experiments.diffusion.schedule import Schedule
-from experiments.models.unet import NUM_CLASSES
-from experiments.training import Objective
+from experiments.core.config import DiffusionConfig
+from experiments.core.diffusion.process import add_noise
+from experiments.core.diffusion.schedule import Schedule
+from experiments.core.models.unet import NUM_CLASSES
+from experiments.core.training import Objective
 
 
 def denoising_objective(sigma: float, pure_noise: bool = False) -> Objective:

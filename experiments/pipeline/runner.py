@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments import checkpoints, provenance, registry
-from experiments.summary import write_summary
-from experiments.config import config_hash, override, to_dict, validate
-from experiments.context import Context
+from experiments.core import checkpoints
+from experiments.pipeline import fingerprint, provenance, registry
+from experiments.pipeline.summary import write_summary
+from experiments.core.config import config_hash, override, to_dict, validate
+from experiments.core.section import Context
 from experiments.errors import UserError
-from experiments.results import ResultWriter, load_manifest, recover
+from experiments.pipeline.results import ResultWriter, load_manifest, read_result, recover
 
 DEFAULT_SEED = 42
 
@@ -37,6 +38,7 @@ class RunOptions:
 
 
 ALLOW_OUTSIDE_ENV = "FUNDIFF_ALLOW_OUTSIDE"
+COMPILE_ENV = "FUNDIFF_COMPILE"          # 0: no torch.compile on the GPU (eager; slower, same maths)
 
 
 def project_root() -> Path:
@@ -120,8 +122,10 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
     ctx = Context(section=section, cfg=cfg, profile=opts.profile, device=device, seed=opts.seed,
-                  results_root=opts.results_root, work_root=opts.work_root / opts.profile,
-                  data_root=opts.data_root, out=writer, resume=opts.resume, show_progress=opts.show_progress)
+                  work_root=opts.work_root / opts.profile, data_root=opts.data_root, out=writer,
+                  read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
+                  show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0")
+    module = fingerprint.section_module(section.module_file)
     started, t0 = provenance.now_iso(), time.perf_counter()
     try:
         section.run(ctx)
@@ -135,7 +139,8 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "summary": section.summary, "depends_on": list(section.depends_on), "inputs": inputs,
             "run_id": f"{section.name}-{started}-{config_hash(cfg)}",
             "profile": opts.profile, "config": to_dict(cfg), "config_hash": config_hash(cfg),
-            "code_hash": provenance.code_hash(section.module_file), "seed": opts.seed,
+            "code": fingerprint.code_fingerprint(module), "drawing": fingerprint.drawing_fingerprint(module),
+            "seed": opts.seed,
             "device": provenance.device_name(device), "device_type": device.type,
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),

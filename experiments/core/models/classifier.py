@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from experiments.config import _require
+from experiments.core.config import _require
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,8 @@ class DigitClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def from_spec(spec: dict) -> DigitClassifier:
+    """The classifier a checkpoint's model spec describes (weights not loaded)."""
+    return DigitClassifier(ClassifierNetConfig(**spec["net"]))

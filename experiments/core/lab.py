@@ -1,7 +1,7 @@
 """What the Part 3 sections share: the class-conditioned model, its schedule, the judge and the loop call.
 
-Every Part 3 section samples with `experiments.diffusion.sampling.sample` (the one loop) and plugs its
-trick in as a hook from `experiments.diffusion.tricks`. Numbers are measured on many seeds at once:
+Every Part 3 section samples with `experiments.core.diffusion.sampling.sample` (the one loop) and plugs its
+trick in as a hook from `experiments.core.diffusion.tricks`. Numbers are measured on many seeds at once:
 one batch per condition, metrics kept on the device and read back once at the end.
 """
 from __future__ import annotations
@@ -10,15 +10,18 @@ from dataclasses import dataclass
 
 import torch
 
-from experiments.config import DiffusionConfig, _require
-from experiments.context import Context
-from experiments.diffusion.process import predict_x0, strided_timesteps
-from experiments.diffusion.sampling import EstimateFn, ProjectFn, SampleResult, ddpm_step_fn, guided_estimate, sample
-from experiments.diffusion.schedule import Schedule
-from experiments.diffusion.tricks import unconditional_estimate
+from experiments.core import checkpoints
+from experiments.core.config import DiffusionConfig, _require
+from experiments.core.section import Context
+from experiments.core.diffusion.process import predict_x0, strided_timesteps
+from experiments.core.diffusion.sampling import EstimateFn, ProjectFn, SampleResult, ddpm_step_fn, guided_estimate, sample
+from experiments.core.diffusion.schedule import Schedule
+from experiments.core.diffusion.tricks import unconditional_estimate
 from experiments.errors import UserError
-from experiments.metrics import Evaluator
-from experiments.sections.common import diffusion_schedule, prepare_for_sampling
+from experiments.core.metrics import Evaluator
+from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling
+from experiments.core.models import unet as unet_model
+from experiments.core.models import classifier as classifier_model
 
 DEPENDS = ("class-conditioned", "classifier")
 
@@ -107,11 +110,11 @@ class Lab:
 
 def load(ctx: Context) -> Lab:
     """The class-conditioned model and the judge (both from declared dependencies)."""
-    model, spec = ctx.model("class-conditioned")
+    model, spec = checkpoints.load(ctx, "class-conditioned", unet_model.from_spec)
     if spec.get("unet", {}).get("conditioning") != "class":
         raise UserError("the class-conditioned checkpoint is not a class-conditioned UNet; rerun that section")
     dcfg = DiffusionConfig(**spec["diffusion"])
-    classifier, _ = ctx.model("classifier")
+    classifier, _ = checkpoints.load(ctx, "classifier", classifier_model.from_spec)
     judge = Evaluator.build(classifier, ctx.test_split(ctx.cfg.test_images).images)
     return Lab(ctx, prepare_for_sampling(ctx, model), dcfg, diffusion_schedule(dcfg, ctx.device), judge)
 

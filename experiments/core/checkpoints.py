@@ -7,22 +7,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from experiments.errors import UserError
-from experiments.training import checkpoint_path, load_weights
+
+if TYPE_CHECKING:
+    from experiments.core.section import Context
 
 SPEC = "model.json"
-_BUILDERS: dict[str, Callable[[dict], nn.Module]] = {}
 
 
-def register_builder(kind: str, build: Callable[[dict], nn.Module]) -> None:
-    _BUILDERS[kind] = build
+def save_atomic(obj: object, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
+
+def checkpoint_path(work_dir: Path, epoch: int) -> Path:
+    return work_dir / f"epoch_{epoch:03d}.pt"
+
+
+def load_weights(model: nn.Module, path: Path, ema: bool = True) -> nn.Module:
+    """Load weights saved by `train` (the EMA copy when present and asked for)."""
+    if not path.exists():
+        raise UserError(f"checkpoint missing: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    key = "ema" if ema and blob.get("ema") is not None else "model"
+    model.load_state_dict(blob[key])
+    return model
 
 def write_spec(work_dir: Path, kind: str, final_epoch: int, **configs: dict) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +78,9 @@ def fingerprint(work_root: Path, section: str) -> str | None:
 
 
 def load_model(work_root: Path, section: str, profile: str, device: torch.device,
-               epoch: int | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild the model `section` trained and load its weights (final epoch unless given), eval mode."""
+               build: Callable[[dict], nn.Module], epoch: int | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the model `section` trained with `build(spec)` (the model module's `from_spec`) and load
+    its weights (final epoch unless given), eval mode."""
     work_dir = work_root / section
     spec = read_spec(work_dir)
     how = f"run `python -m experiments run {section} --profile {profile}` (or pass --run-missing)"
@@ -70,8 +90,18 @@ def load_model(work_root: Path, section: str, profile: str, device: torch.device
     path = checkpoint_path(work_dir, epoch)
     if not path.exists():
         raise UserError(f"checkpoint of {section!r} at epoch {epoch} missing ({path}): {how}")
-    if spec["kind"] not in _BUILDERS:
-        raise UserError(f"unknown model kind {spec['kind']!r} in {work_dir / SPEC}")
-    model = _BUILDERS[spec["kind"]](spec)
+    model = build(spec)
     load_weights(model, path)
     return model.to(device).eval(), spec
+
+
+def load(ctx: "Context", section: str, build: Callable[[dict], nn.Module],
+         epoch: int | None = None) -> tuple[nn.Module, dict]:
+    """The model a declared dependency (or this section) trained, final epoch unless given; records the
+    weights' fingerprint in the context, so the manifest says which weights its numbers came from."""
+    if section not in ctx.section.depends_on and section != ctx.section.name:
+        raise RuntimeError(f"{ctx.section.name} reads {section} without declaring the dependency")
+    loaded = load_model(ctx.work_root, section, ctx.profile, ctx.device, build, epoch)
+    if section != ctx.section.name and section not in ctx.loaded_weights:
+        ctx.loaded_weights[section] = fingerprint(ctx.work_root, section)
+    return loaded

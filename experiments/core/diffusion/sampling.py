@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from experiments.diffusion.process import cfg_combine, ddim_step, predict_eps, predict_x0, strided_step
-from experiments.diffusion.schedule import Schedule
-from experiments.models.unet import NUM_CLASSES
+from experiments.core.diffusion.process import cfg_combine, ddim_step, predict_eps, predict_x0, strided_step
+from experiments.core.diffusion.schedule import Schedule
+from experiments.core.models.unet import NUM_CLASSES
 
 EstimateFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]          # (x_t, t) -> eps
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -1,15 +1,12 @@
-"""Sections as declarative units: name, part, configs per profile, dependencies and a run function.
-
-A section computes and records results through its `Context`; it knows nothing about HTML.
-"""
+"""The sections of the writeup: found by module name, listed in writeup order and in dependency order."""
 from __future__ import annotations
 
 import difflib
 import importlib
-import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import dataclasses
+from typing import Any
 
+from experiments.core.section import Section
 from experiments.errors import UserError
 
 PARTS = {
@@ -22,36 +19,34 @@ PARTS = {
 PROFILES = ("full", "quick")
 
 
-@dataclass(frozen=True)
-class Section:
-    name: str                              # CLI and folder name, e.g. "class-conditioned"
-    title: str                             # page title
-    part: str                              # a key of PARTS
-    summary: str                           # one sentence for the index
-    profiles: dict[str, Any]               # profile name -> frozen config dataclass
-    run: Callable[[Any], None]             # run(ctx): computes and records everything
-    depends_on: tuple[str, ...] = ()       # sections whose outputs (checkpoints, metrics) it reads
-    module_file: str = field(default="", compare=False)
-
+# Every section module, in writeup order.
+ORDER = (
+    # Part 1
+    "noising", "single_step_denoiser", "out_of_distribution", "pure_noise",
+    # Part 2
+    "time_conditioned", "class_conditioned",
+    # Evaluation
+    "classifier", "evaluation", "better_recipe",
+    # Part 3
+    "forward_process", "classical_vs_learned", "iterative_denoising", "cfg", "sdedit", "inpainting",
+    "visual_anagrams", "hybrid_images",
+    # Beyond the reference
+    "peer", "ablations", "fast_sampling",
+)
 
 _REGISTRY: dict[str, Section] = {}
-_LOADED = False
-
-
-def register(section: Section) -> Section:
-    frame = inspect.stack()[1]
-    section = Section(**{**section.__dict__, "module_file": section.module_file or frame.filename})
-    if section.part not in PARTS:
-        raise ValueError(f"unknown part {section.part!r} for {section.name}")
-    _REGISTRY[section.name] = section
-    return section
 
 
 def _load() -> None:
-    global _LOADED
-    if not _LOADED:
-        importlib.import_module("experiments.sections")
-        _LOADED = True
+    """Import every section module once and register its SECTION (with the module's file)."""
+    if _REGISTRY:
+        return
+    for module_name in ORDER:
+        module = importlib.import_module(f"experiments.sections.{module_name}")
+        section = module.SECTION
+        if section.part not in PARTS:
+            raise ValueError(f"unknown part {section.part!r} for {section.name}")
+        _REGISTRY[section.name] = dataclasses.replace(section, module_file=module.__file__)
 
 
 def all_sections() -> list[Section]:

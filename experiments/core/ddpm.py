@@ -1,71 +1,23 @@
-"""Helpers shared by the sections: building/training UNets and recording the usual outputs."""
+"""A Part 2 diffusion model: its config, training, and sampling digits from scratch with the one loop."""
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
-from experiments import checkpoints, figures
-from experiments.config import DataConfig, DiffusionConfig, TrainConfig, UNetConfig, _require
-from experiments.diffusion.sampling import SampleResult, ddpm_step_fn, guided_estimate, model_estimate, sample
-from experiments.context import Context
-from experiments.diffusion.process import matched_start
-from experiments.diffusion.schedule import make_schedule
-from experiments.models.inference import fast_inference_model
-from experiments.models.unet import UNet, count_parameters
-from experiments.training import Objective, Trainer, TrainResult
-
-COMPILE = os.environ.get("FUNDIFF_COMPILE", "1") != "0"   # torch.compile on the GPU (off: FUNDIFF_COMPILE=0)
-
-checkpoints.register_builder("unet", lambda spec: UNet(UNetConfig(**spec["unet"])))
-
-
-def train_model(ctx: Context, model: torch.nn.Module, objective: Objective, data_cfg: DataConfig,
-                train_cfg: TrainConfig, kind: str, spec: dict[str, Any], label: str) -> TrainResult:
-    """Train on the section's training split; write weights and the model spec to the work folder."""
-    split = ctx.train_split(data_cfg.train_images)
-    key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{spec}:{dataclasses.asdict(train_cfg)}"
-    trainer = Trainer(model, objective, split, train_cfg, ctx.device, ctx.work_dir, description=label,
-                      config_key=key, show_progress=ctx.show_progress, compile=COMPILE)
-    result = trainer.fit(resume=ctx.resume)
-    checkpoints.write_spec(ctx.work_dir, kind, final_epoch=train_cfg.epochs, **spec)
-    return result
-
-
-def record_training(ctx: Context, result: TrainResult, train_cfg: TrainConfig, split_size: int,
-                    title: str, model: torch.nn.Module) -> None:
-    """Loss curve (PNG + raw series), step budget and throughput, as every training section shows."""
-    out = ctx.out
-    figures.save_loss_curve(out.path("loss.png"), result.losses, train_cfg.steps_per_epoch, title)
-    out.add_series("loss.json", "training loss per step", {
-        "loss": result.losses, "steps_per_epoch": train_cfg.steps_per_epoch, "batch_size": train_cfg.batch_size})
-    out.add_figure("loss.png", "Training loss", f"{title}: loss at every optimizer step (faint) and its moving "
-                   "average.", alt="Training loss curve against optimizer steps", kind="plot")
-    tail = result.losses[-min(len(result.losses), train_cfg.steps_per_epoch):]
-    out.add_metric("final_loss", sum(tail) / len(tail), "Mean loss over the last epoch", ".4f")
-    out.add_metric("steps", result.steps, "Optimizer steps", "d")
-    out.add_metric("train_images", split_size, "Training digits available", "d")
-    out.add_metric("passes", result.passes_over_data, "Passes over those digits", ".1f")
-    out.add_metric("train_wall_s", result.wall_s, "Training wall time (s)", ".1f")
-    out.add_metric("train_img_per_s", result.images_per_s, "Training throughput (images/s)", ",.0f")
-    out.add_metric("parameters", count_parameters(model), "Parameters", ",d")
-    out.add_note(f"Budget: {train_cfg.epochs} reference epochs of {train_cfg.reference_images:,} digits at batch "
-                 f"{train_cfg.batch_size} = {result.steps:,} optimizer steps; the training split here has "
-                 f"{split_size:,} digits, so each digit is seen about {result.passes_over_data:.1f} times.")
+from experiments.core.config import DataConfig, DiffusionConfig, TrainConfig, UNetConfig, _require
+from experiments.core.diffusion.process import matched_start
+from experiments.core.diffusion.sampling import SampleResult, ddpm_step_fn, guided_estimate, model_estimate, sample
+from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.fitting import record_training, train_model, unet_spec
+from experiments.core.models.inference import fast_inference_model
+from experiments.core.models.unet import UNet
+from experiments.core.objectives import diffusion_objective
+from experiments.core.section import Context
 
 
 def diffusion_schedule(cfg: DiffusionConfig, device: torch.device):
     return make_schedule(cfg.T, cfg.beta_start, cfg.beta_end, device=device)
-
-
-def unet_spec(unet: UNetConfig, diffusion: DiffusionConfig | None = None) -> dict:
-    spec = {"unet": dataclasses.asdict(unet)}
-    if diffusion is not None:
-        spec["diffusion"] = dataclasses.asdict(diffusion)
-    return spec
 
 
 @dataclass(frozen=True)
@@ -93,6 +45,18 @@ def quick_ddpm(conditioning: str) -> DDPMConfig:
         unet=UNetConfig(hidden=8, conditioning=conditioning),
         train=TrainConfig(epochs=2, batch_size=32, lr=3e-3, reference_images=256, checkpoint_epochs=(1, 2)),
         diffusion=DiffusionConfig(T=50), samples=20, gif_every=5)
+
+
+def train_ddpm(ctx: Context, class_conditioned: bool) -> UNet:
+    cfg: DDPMConfig = ctx.cfg
+    model = UNet(cfg.unet)
+    sched = diffusion_schedule(cfg.diffusion, ctx.device)
+    result = train_model(ctx, model, diffusion_objective(sched, cfg.diffusion, class_conditioned), cfg.data,
+                         cfg.train, "unet", unet_spec(cfg.unet, cfg.diffusion), label=ctx.section.name)
+    split_size = len(ctx.train_split(cfg.data.train_images))
+    kind = "class-conditioned" if class_conditioned else "time-conditioned"
+    record_training(ctx, result, cfg.train, split_size, f"{kind} UNet, D={cfg.unet.hidden}", model)
+    return model
 
 
 def generate(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, n: int, *,
@@ -133,4 +97,4 @@ def class_moments(images: torch.Tensor, labels: torch.Tensor, classes: int = 10)
 
 def prepare_for_sampling(ctx: Context, model: torch.nn.Module) -> torch.nn.Module:
     """On a GPU: BatchNorm folded, bf16, channels_last and compiled (same function, ~2x faster)."""
-    return fast_inference_model(model.to(ctx.device).eval(), ctx.device, compile=ctx.cuda and COMPILE)
+    return fast_inference_model(model.to(ctx.device).eval(), ctx.device, compile=ctx.cuda and ctx.compile)

@@ -1,0 +1,84 @@
+"""What a section is (a declaration) and what it sees while it runs (its `Context`).
+
+A section module defines `SECTION = Section(...)` and a `run(ctx)`; the pipeline finds it, builds the
+context and records what it returns. Nothing here writes results: `ctx.out` is the pipeline's writer,
+and `ctx.dependency` reads another section's results through a function the pipeline passes in.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from experiments.core.data import Split, load_split
+from experiments.errors import UserError
+
+if TYPE_CHECKING:        # the writer belongs to the pipeline; sections only call its methods
+    from experiments.pipeline.results import ResultWriter
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str                              # CLI and folder name, e.g. "class-conditioned"
+    title: str                             # page title
+    part: str                              # where the page sits in the writeup (see pipeline.registry.PARTS)
+    summary: str                           # one sentence for the index
+    profiles: dict[str, Any]               # profile name -> frozen config dataclass
+    run: Callable[[Any], None]             # run(ctx): computes and records everything
+    depends_on: tuple[str, ...] = ()       # sections whose outputs (checkpoints, metrics) it reads
+    module_file: str = field(default="", compare=False)   # filled in by the registry
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_split(root: str | None, train: bool, limit: int, device: str) -> Split:
+    return load_split(root, train=train, limit=limit, device=device)
+
+
+@dataclass
+class Context:
+    section: Section
+    cfg: Any
+    profile: str
+    device: torch.device
+    seed: int
+    work_root: Path                 # .work/<profile>: checkpoints, never committed
+    data_root: Path | None
+    out: "ResultWriter"
+    read_result: Callable[[str, str], dict | None]   # (section, JSON file) -> its content, None if absent
+    resume: bool = False
+    show_progress: bool = True
+    compile: bool = True            # torch.compile the networks on a GPU (the fast path)
+    loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
+
+    @property
+    def work_dir(self) -> Path:
+        return self.work_root / self.section.name
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def train_split(self, limit: int = 0) -> Split:
+        return _cached_split(str(self.data_root) if self.data_root else None, True, limit, str(self.device))
+
+    def test_split(self, limit: int = 0) -> Split:
+        return _cached_split(str(self.data_root) if self.data_root else None, False, limit, str(self.device))
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A fresh generator on the section's device, seeded from the run's seed (+ offset)."""
+        return torch.Generator(device=self.device).manual_seed(self.seed + offset)
+
+    def dependency(self, section: str, file: str = "manifest.json") -> dict:
+        """A declared dependency's manifest (metrics, config), or another JSON file of its results;
+        it must have run in this profile."""
+        if section not in self.section.depends_on:
+            raise RuntimeError(f"{self.section.name} reads {section} without declaring the dependency")
+        manifest = self.read_result(section, "manifest.json")
+        data = manifest if file == "manifest.json" else self.read_result(section, file)
+        if manifest is None or manifest.get("profile") != self.profile or data is None:
+            raise UserError(f"{self.section.name} needs results of {section!r} (profile {self.profile}): "
+                            f"run `python -m experiments run {section} --profile {self.profile}`")
+        return data
