@@ -96,6 +96,23 @@ def config_cmd(section: str, profile: str) -> None:
     click.echo(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
 
 
+@cli.command("redraw")
+@click.argument("sections", nargs=-1, required=True)
+@click.option("--out", "out", default="docs/results", show_default=True, type=click.Path(path_type=Path),
+              help="Results folder holding the sections.")
+def redraw_cmd(sections: tuple[str, ...], out: Path) -> None:
+    """Redraw SECTIONS' figures from the data kept beside them (after a change to the drawing code only;
+    `all` for every section with results). Runs on the CPU in seconds; numbers are not recomputed."""
+    from experiments.pipeline.redraw import redraw_section
+    from experiments.pipeline.results import load_manifest
+
+    names = [s.name for s in registry.resolve(list(sections))]
+    if "all" in sections:
+        names = [n for n in names if load_manifest(out, n) is not None]
+    for name in names:
+        click.echo(f"redrew {redraw_section(out, name)} figure(s) of {name}")
+
+
 def run_click(group: click.Group, args: list[str] | None, prog_name: str, interrupted: str) -> None:
     """Run a click group so that every failure is one `error:` line and a non-zero exit.
 

@@ -1,8 +1,17 @@
-"""Figures: digit grids (torchvision's make_grid), loss curves, line plots, histograms, GIFs."""
+"""Figures: digit grids (torchvision's make_grid), loss curves, line plots, histograms, GIFs.
+
+Every drawing function is `redrawable`: beside each figure it writes `<figure file>.npz`, the small
+arrays and arguments it was drawn from (digit images as uint8, exactly what is shown), so a change to
+how figures look is redrawn on the CPU from those arrays (`redraw`) without rerunning a section.
+"""
 from __future__ import annotations
 
+import functools
+import inspect
+import json
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -14,6 +23,88 @@ import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 DPI = 110
+DATA_SUFFIX = ".npz"                  # figure data: `<figure file>.npz` beside the figure
+DRAWERS: dict[str, Callable[..., None]] = {}    # function name -> the undecorated drawing function
+
+
+def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Arguments -> JSON, with arrays moved into `arrays` (image batches as uint8, as displayed)."""
+    if isinstance(value, torch.Tensor):
+        key = f"a{len(arrays)}"
+        data = value.detach().float().cpu()
+        if data.dim() == 4:                  # (N, C, H, W) images in [0, 1]: drawn clipped, stored as shown
+            arrays[key] = (data.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+            return {"__array__": key, "as": "images"}
+        arrays[key] = data.numpy()
+        return {"__array__": key, "as": "tensor"}
+    if isinstance(value, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {"__array__": key, "as": "array"}
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot keep a {type(value).__name__} as figure data")
+
+
+def _decode(value: Any, arrays: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if isinstance(value, dict):
+        if "__array__" in value:
+            data = arrays[value["__array__"]]
+            if value["as"] == "images":
+                return torch.from_numpy(data.astype(np.float32) / 255.0)
+            return torch.from_numpy(data) if value["as"] == "tensor" else data
+        if "__tuple__" in value:
+            return tuple(_decode(v, arrays) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {_decode(k, arrays): _decode(v, arrays) for k, v in value["__dict__"]}
+    return value
+
+
+def data_path(figure: Path) -> Path:
+    return figure.with_name(figure.name + DATA_SUFFIX)
+
+
+def redrawable(draw: Callable[..., None]) -> Callable[..., None]:
+    """Decorate a drawing function `draw(path, ...)`: also keep its arguments in `<path>.npz`."""
+    signature = inspect.signature(draw)
+    DRAWERS[draw.__name__] = draw
+
+    @functools.wraps(draw)
+    def wrapper(path: Path, *args: Any, **kwargs: Any) -> None:
+        draw(path, *args, **kwargs)
+        bound = signature.bind(path, *args, **kwargs)          # defaults stay out: a redraw takes today's
+        arrays: dict[str, np.ndarray] = {}
+        call = {"draw": draw.__name__, "args": _encode({k: v for k, v in bound.arguments.items()
+                                                       if k != "path"}, arrays)}
+        target = data_path(Path(path))
+        partial = target.with_name(target.name + ".partial.npz")
+        np.savez_compressed(partial, __call__=np.array(json.dumps(call)), **arrays)
+        os.replace(partial, target)
+
+    return wrapper
+
+
+def redraw(figure: Path) -> None:
+    """Draw `figure` again from the data beside it, with today's drawing code (atomic replace)."""
+    with np.load(data_path(figure), allow_pickle=False) as data:
+        call = json.loads(str(data["__call__"]))
+        kwargs = _decode(call["args"], data)
+    draw = DRAWERS.get(call["draw"])
+    if draw is None:
+        raise KeyError(f"no drawing function {call['draw']!r} for {figure.name}")
+    partial = figure.with_name(f"{figure.stem}.partial{figure.suffix}")
+    draw(partial, **{str(k): v for k, v in kwargs.items()})
+    os.replace(partial, figure)
 
 
 def _to_uint8(images: torch.Tensor, nrow: int, scale: int = 1, pad: int = 2) -> np.ndarray:
@@ -25,11 +116,13 @@ def _to_uint8(images: torch.Tensor, nrow: int, scale: int = 1, pad: int = 2) -> 
     return arr
 
 
+@redrawable
 def save_grid(path: Path, images: torch.Tensor, nrow: int, scale: int = 2) -> None:
     """A plain image grid (nearest-neighbour upscaled so digits stay crisp in the browser)."""
     iio.imwrite(path, _to_uint8(images, nrow, scale))
 
 
+@redrawable
 def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Sequence[str],
                        col_labels: Sequence[str] | None = None, title: str | None = None,
                        cell: float = 0.9) -> None:
@@ -65,6 +158,7 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.concatenate([head, np.convolve(v, kernel, mode="valid")])
 
 
+@redrawable
 def save_loss_curve(path: Path, losses: Sequence[float], steps_per_epoch: int, title: str,
                     log_y: bool = True) -> None:
     """Raw per-step loss (faint) with a moving average on top; epoch boundaries on a second axis."""
@@ -83,6 +177,7 @@ def save_loss_curve(path: Path, losses: Sequence[float], steps_per_epoch: int, t
     fig.tight_layout(); fig.savefig(path, dpi=DPI); plt.close(fig)
 
 
+@redrawable
 def save_line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[float]], xlabel: str,
                    ylabel: str, title: str, log_x: bool = False, log_y: bool = False,
                    hline: tuple[float, str] | None = None, second: dict | None = None) -> None:
@@ -111,6 +206,7 @@ def save_line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[fl
     fig.tight_layout(); fig.savefig(path, dpi=DPI); plt.close(fig)
 
 
+@redrawable
 def save_histograms(path: Path, samples: dict[str, Sequence[float]], xlabel: str, title: str, bins: int = 40) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, values in samples.items():
@@ -119,6 +215,7 @@ def save_histograms(path: Path, samples: dict[str, Sequence[float]], xlabel: str
     fig.tight_layout(); fig.savefig(path, dpi=DPI); plt.close(fig)
 
 
+@redrawable
 def save_gif(path: Path, frames: Sequence[torch.Tensor], nrow: int, scale: int = 1, fps: int = 12,
              hold_last: int = 12) -> None:
     """Animate a list of (N, 1, 28, 28) batches as one grid per frame; the last frame is held.

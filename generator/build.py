@@ -9,6 +9,7 @@ from typing import Callable
 from experiments.pipeline import registry, runner
 from experiments.errors import UserError
 from experiments.pipeline import staleness
+from experiments.pipeline.redraw import redraw_section
 from generator import TEMPLATES_DIR, checks, lock, site
 from generator.inputs import BENCHMARK, SUMMARY, Results, load_results
 from generator.pages import Pages
@@ -102,6 +103,13 @@ def build(opts: BuildOptions, echo: Echo) -> site.Staging | None:
             _experiments(plan.to_run, plan.profile, opts, echo)
             results = _load(opts)
         current = staleness.statuses(results.manifests, opts.profile)
+        redraw = [s.section for s in current if s.state == staleness.REDRAW]
+        if redraw:                  # only the drawing code changed: cheap, on the CPU, before rendering
+            for name in redraw:
+                echo(f"redrawing the figures of {name} (the drawing code changed)")
+                redraw_section(opts.results, name)
+            results = _load(opts)
+            current = staleness.statuses(results.manifests, opts.profile)
         for s in current:
             if s.state == staleness.STALE:
                 echo(f"stale: {s.section} ({'; '.join(s.reasons)}); rerun with `build-site --rerun {s.section}`")
@@ -142,6 +150,9 @@ def _dry_run(opts: BuildOptions, echo: Echo) -> None:
             echo(f"would mark stale (not rerun): {', '.join(marked)}")
     else:
         echo("would run no experiment")
+    redraw = [s.section for s in plan.statuses if s.state == staleness.REDRAW]
+    if redraw:
+        echo(f"would redraw the figures of: {', '.join(redraw)} (on the CPU, from their data)")
     if plan.missing:
         echo(f"would stop: {_missing_error(plan, opts)}")
     else:

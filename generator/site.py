@@ -64,7 +64,7 @@ def stage(site_dir: Path, results_root: Path, sections: list[str], extra_files: 
     shutil.copytree(STATIC_DOCS, docs, ignore=shutil.ignore_patterns("results", ".*"))
     for name in sections:
         shutil.copytree(results_root / name, docs / "results" / name, copy_function=_link_or_copy,
-                        ignore=shutil.ignore_patterns(".*"))
+                        ignore=shutil.ignore_patterns(".*", "*.npz"))      # figure data stays out of the site
     for name in extra_files:
         if (results_root / name).is_file():
             _link_or_copy(str(results_root / name), str(docs / "results" / name))

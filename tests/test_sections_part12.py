@@ -76,8 +76,9 @@ def test_files_listed_exist_and_match_the_spec(quick_run, name):
         assert fig["title"] and fig["caption"] and fig["alt"]
         assert fig["kind"] in ("image", "plot", "gif")
         assert fig["file"].endswith(".gif") == (fig["kind"] == "gif")
-    listed = {f["file"] for f in m["figures"]} | {s["file"] for s in m["series"]}
-    assert listed == set(m["files"]), "every file is a figure or a series, and every one exists"
+        assert fig["data"] == fig["file"] + ".npz" and (folder / fig["data"]).is_file()   # redrawable
+    listed = {f["file"] for f in m["figures"]} | {f["data"] for f in m["figures"]} | {s["file"] for s in m["series"]}
+    assert listed == set(m["files"]), "every file is a figure, its data or a series, and every one exists"
 
 
 @pytest.mark.parametrize("name", PART12)

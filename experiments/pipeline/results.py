@@ -22,6 +22,7 @@ from experiments.testhooks import pause_at
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+FIGURE_DATA_SUFFIX = ".npz"       # the arrays a figure is drawn from, beside it (experiments.figures)
 
 
 def _json_safe(value: Any) -> Any:
@@ -91,8 +92,10 @@ class ResultWriter:
                    group: str | None = None, kind: str = "image") -> None:
         if not self.path(file).exists():
             raise FileNotFoundError(f"figure {file} was not written")
+        data = self.path(file + FIGURE_DATA_SUFFIX)
         self.figures.append({"file": file, "kind": kind, "title": title, "caption": caption,
-                             "alt": alt or f"{title}: {caption}", "group": group})
+                             "alt": alt or f"{title}: {caption}", "group": group,
+                             "data": data.name if data.exists() else None})
 
     def add_table(self, key: str, title: str, columns: list[str], rows: list[list[Any]],
                   caption: str = "") -> None:

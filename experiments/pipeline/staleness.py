@@ -66,6 +66,9 @@ def section_status(section: registry.Section, manifests: dict[str, dict], profil
     if reasons:
         return Status(section.name, STALE, tuple(reasons), m["profile"])
     redraw = drawing_reasons(section, m)
+    if redraw and not all(f.get("data") for f in m["figures"]):   # figures kept no data: only a rerun helps
+        return Status(section.name, STALE, tuple(redraw) + ("its figures keep no data to redraw from",),
+                      m["profile"])
     return Status(section.name, REDRAW if redraw else FRESH, tuple(redraw), m["profile"])
 
 
