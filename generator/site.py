@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from experiments.errors import UserError
-from experiments.pipeline.results import swap_in
+from experiments.pipeline.results import load_manifest, swap_in
 from generator import MKDOCS_YML, PROJECT_ROOT, STATIC_DOCS
 from generator.tarsafe import regular_file
 
@@ -125,8 +125,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def _result_files(results_root: Path, name: str) -> list[str]:
     """What a section's folder publishes: its manifest and the files the manifest lists."""
-    from experiments.pipeline.results import load_manifest
-
     manifest = load_manifest(results_root, name) or {}
     listed = [item["file"] for key in ("figures", "series") for item in manifest.get(key, [])]
     return sorted({"manifest.json", *listed, *manifest.get("files", [])})

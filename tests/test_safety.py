@@ -309,6 +309,7 @@ class Zeros(io.RawIOBase):
 
 @pytest.mark.parametrize("attack, needle", [
     ("symlink", "is a symbolic link"),
+    ("symlink-out", "is a symbolic link"),
     ("hardlink", "is a hard link"),
     ("unlisted", "is not listed in noising/manifest.json"),
     ("too-large", "more than the"),
@@ -321,7 +322,9 @@ class Zeros(io.RawIOBase):
 def test_a_crafted_tarball_is_refused_before_anything_is_written(results, tmp_path, capsys, attack, needle):
     good = pack_sections(results, tmp_path, ["noising"])
     png = "results/noising/noising.png"
-    if attack == "symlink":
+    if attack == "symlink":             # inside the tarball, but the image would be a link
+        bad = crafted(good, tmp_path / "bad.tar.gz", [member(png, tarfile.SYMTYPE, link="manifest.json")], drop=png)
+    elif attack == "symlink-out":
         bad = crafted(good, tmp_path / "bad.tar.gz", [member(png, tarfile.SYMTYPE, link="../../../../etc/hostname")],
                       drop=png)
     elif attack == "hardlink":

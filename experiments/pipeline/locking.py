@@ -36,21 +36,30 @@ def _describe_self() -> str:
     return f"pid {os.getpid()} ({args or 'python'}) since {time.strftime('%Y-%m-%d %H:%M:%S')}"
 
 
-def _take(path: Path, what: str, folder: Path) -> int:
+def try_lock(path: Path) -> tuple[int | None, str]:
+    """Open `path` and take its lock without waiting: (descriptor, '') with this process's name written
+    into the file, or (None, the holder's name) when another process holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise UserError(f"{what} {folder} is busy: another run is writing it ({holder}; lock {path}); "
-                        "wait for it to finish, or use another folder") from None
+        return None, holder
     except BaseException:
         os.close(fd)
         raise
     # the file is never deleted (that would race with a process opening it); only its text changes
     os.ftruncate(fd, 0)
     os.pwrite(fd, _describe_self().encode(), 0)
+    return fd, ""
+
+
+def _take(path: Path, what: str, folder: Path) -> int:
+    fd, holder = try_lock(path)
+    if fd is None:
+        raise UserError(f"{what} {folder} is busy: another run is writing it ({holder}; lock {path}); "
+                        "wait for it to finish, or use another folder")
     return fd
 
 
@@ -58,8 +67,8 @@ def _take(path: Path, what: str, folder: Path) -> int:
 def hold(folder: Path, what: str = "folder") -> Iterator[Path]:
     """Hold `folder`'s lock, or fail at once with a one-line UserError."""
     folder = Path(folder)
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise UserError(f"{what} {folder} is not a folder")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} is a file, not a folder")
     try:
         folder.resolve().parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
