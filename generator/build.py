@@ -28,6 +28,7 @@ class BuildOptions:
     run_missing: bool = False
     dry_run: bool = False
     templates: Path = field(default=TEMPLATES_DIR)
+    allow_outside: bool = False         # a --site-dir outside the project (or FUNDIFF_ALLOW_OUTSIDE=1)
 
 
 Echo = Callable[[str], None]
@@ -91,6 +92,7 @@ def build(opts: BuildOptions, echo: Echo) -> site.Staging | None:
     for name in opts.rerun:                       # fail fast on typos, before taking the lock
         if name not in ("all", "stale"):
             registry.get(name)
+    site.check_site_dir(opts.site_dir, opts.allow_outside)   # never replace what build-site did not make
     if opts.dry_run:
         return _dry_run(opts, echo)
     with lock.acquire(opts.site_dir):

@@ -8,6 +8,7 @@ import click
 
 from experiments.cli import run_click
 from experiments.errors import UserError
+from experiments.pipeline.runner import check_output_folder
 from generator import build as pipeline
 from generator import TEMPLATES_DIR, archive, checks, lock, preview, site, unpack
 
@@ -36,9 +37,11 @@ def cli() -> None:
 @click.option("--dev-addr", default="127.0.0.1:8000", show_default=True, help="Address for --serve.")
 @click.option("--publish", is_flag=True, help="After building, deploy with `mkdocs gh-deploy`.")
 @click.option("--templates", default=TEMPLATES_DIR, type=PATH, hidden=True, help="Jinja templates folder.")
+@click.option("--allow-outside", is_flag=True,
+              help="Allow a --site-dir outside the project folder (also: FUNDIFF_ALLOW_OUTSIDE=1).")
 def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, data_root: Path | None,
               work_dir: Path, status_only: bool, rerun: tuple[str, ...], dry_run: bool, run_missing: bool,
-              serve: bool, dev_addr: str, publish: bool, templates: Path) -> None:
+              serve: bool, dev_addr: str, publish: bool, templates: Path, allow_outside: bool) -> None:
     """Render a page per section from its results and build the MkDocs site into --site-dir.
 
     Also: `build-site check [SITE]` (links, images, alt text of a built site),
@@ -46,9 +49,11 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
     `build-site archive SECTION` (keep a run's manifest before a rerun replaces it) and
     `build-site unpack TARBALL` (results packed on a GPU machine, swapped in with the old runs archived).
     """
+    if serve:
+        site.check_dev_addr(dev_addr)            # before anything runs
     opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
                                  data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
-                                 dry_run=dry_run, templates=templates)
+                                 dry_run=dry_run, templates=templates, allow_outside=allow_outside)
     if status_only:
         for line in pipeline.status_lines(opts):
             click.echo(line)
@@ -72,9 +77,11 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
 @click.argument("sources", nargs=-1, required=True, metavar="SECTION|MANIFEST...")
 @click.option("--results", default=Path("docs/results"), show_default=True, type=PATH,
               help="Results folder; the archive is its archive/ subfolder.")
-def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
+@click.option("--allow-outside", is_flag=True, help="Allow a --results folder outside the project folder.")
+def archive_cmd(sources: tuple[str, ...], results: Path, allow_outside: bool) -> None:
     """Keep a run's manifest before its results are replaced: a SECTION's current manifest, or a
     MANIFEST file from elsewhere (e.g. an exploratory run with --set). Pages compare against them."""
+    check_output_folder(results, "results folder", allow_outside)
     for source in sources:
         path, new = archive.archive(results, source)
         click.echo(f"{'archived' if new else 'already archived'}: {path}")
@@ -86,9 +93,13 @@ def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
 @click.option("--only", multiple=True, metavar="SECTION", help="Take only this section from the tarball (repeatable).")
 @click.option("--site-dir", default=Path("site"), show_default=True, type=PATH,
               help="The site of this tree: a build-site running on it holds the same lock.")
-def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path) -> None:
+@click.option("--allow-outside", is_flag=True, help="Allow a --site-dir outside the project folder.")
+def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path, allow_outside: bool) -> None:
     """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU lease): every
-    manifest is checked first, the replaced runs' manifests are archived, summary.json is rewritten."""
+    member and manifest is checked first, the replaced runs' manifests are archived, summary.json is
+    rewritten."""
+    check_output_folder(results, "results folder", allow_outside)
+    site.check_site_dir(site_dir, allow_outside)  # its lock file goes beside it
     with lock.acquire(site_dir):                 # not while a build reads these results
         done = unpack.unpack(tarball, results, only)
     for item in done:

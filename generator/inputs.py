@@ -12,6 +12,7 @@ from typing import Any
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
 from generator.archive import load_archive
+from generator.resultfiles import check_files
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
 BENCHMARK = "benchmark.json"    # performance measurements (shown on the Performance page)
@@ -61,6 +62,7 @@ def check_manifest(path: Path, m: dict) -> None:
         if not (path.parent / name).is_file():
             raise UserError(f"results {path} name {name}, which is missing from {path.parent}; "
                             f"rerun the section (build-site --rerun {m['section']})")
+    check_files(path, m)        # regular files (no links) of a sane size; figures decode as PNG/GIF
 
 
 def load_results(root: Path, sections: list[str]) -> Results:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from experiments.errors import UserError
+from experiments.pipeline.locking import try_lock
 
 LOCK_NAME = ".build-site.lock"
 
@@ -23,17 +22,11 @@ def acquire(site_dir: Path) -> Iterator[Path]:
     """Hold the build lock for `site_dir`, or fail at once with a one-line UserError."""
     path = lock_path(site_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd, holder = try_lock(path)
+    if fd is None:
+        raise UserError(f"another build-site is running on this tree ({holder}; lock {path}); "
+                        "wait for it to finish and try again")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
-            raise UserError(f"another build-site is running on this tree ({holder}; lock {path}); "
-                            "wait for it to finish and try again") from None
-        # the file is never deleted (that would race with a waiting process); only its text changes
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}".encode(), 0)
         yield path
     finally:
         os.close(fd)   # closing releases the flock

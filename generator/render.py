@@ -1,5 +1,12 @@
 """Jinja for Markdown pages: StrictUndefined (a missing value is an error, never an empty string),
-filters that format numbers, table cells and captions, and template errors as one line."""
+filters that format numbers, table cells and captions, and template errors as one line.
+
+Every value a template prints is HTML-escaped (autoescape): strings from results files (titles,
+captions, cells, labels, notes, device, commit ...) can never put markup, let alone script, into
+a page, and Markdown sees them as text. What templates write themselves (their HTML, the Markdown
+that macros and other templates return) is marked safe as it is made. A built site is checked
+again for script, event handlers and script URLs in its pages (generator/checks.py).
+"""
 from __future__ import annotations
 
 import html
@@ -9,6 +16,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from markupsafe import Markup
 
 from experiments.errors import UserError
 
@@ -23,8 +31,15 @@ class Metric:
         return fmt_value(self.value, self.fmt)
 
 
+def _same_kind(value: Any, text: str) -> str:
+    """Keep text made from already-escaped markup marked safe (the edits here add no markup)."""
+    return Markup(text) if isinstance(value, Markup) else text
+
+
 def fmt_value(value: Any, fmt: str = ".4g") -> str:
     """A number in a format spec ('.4f', ',d', 'pct', 'duration'); None/NaN as an em dash."""
+    if isinstance(value, Markup):
+        return value
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -62,29 +77,65 @@ def cell(value: Any) -> str:
         text = fmt_value(value, ",d")                 # counts in full (37,520 steps, not 3.752e+04)
     else:
         text = fmt_value(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return _same_kind(value, text)
 
 
 def md_alt(text: str) -> str:
     """Alt text inside `![...]`: brackets escaped, one line."""
-    return " ".join(str(text).split()).replace("[", "\\[").replace("]", "\\]")
+    return _same_kind(text, " ".join(str(text).split()).replace("[", "\\[").replace("]", "\\]"))
 
 
-def to_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100).rstrip()
+class _ConfigDumper(yaml.SafeDumper):
+    """Strings that could end the page's code block (a line break, a backtick or tilde fence) are
+    written double-quoted: their line breaks become \\n and a folded line starts with a backslash."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    risky = any(c in value for c in "\n\r`~\u2028\u2029\x85")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if risky else None)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(data: Any) -> Markup:
+    """A config as YAML for a fenced code block (which shows it as text, so it is not HTML-escaped);
+    nothing in it can close the fence."""
+    text = yaml.dump(data, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=None, allow_unicode=True,
+                     width=100).rstrip()
+    if any(line.lstrip().startswith(("```", "~~~")) for line in text.splitlines()):
+        raise UserError("corrupt results: a config value would end the page's code block")
+    return Markup(text)
 
 
 def indent_block(text: str, spaces: int = 4) -> str:
     """Indent every non-empty line (content inside admonitions and tabs)."""
     pad = " " * spaces
-    return "\n".join(pad + line if line.strip() else "" for line in str(text).splitlines())
+    return _same_kind(text, "\n".join(pad + line if line.strip() else "" for line in str(text).splitlines()))
+
+
+def escape_html(value: Any) -> Markup:
+    """`&`, `<`, `>` and `"` escaped, marked so autoescape leaves it alone (no double escaping). An
+    apostrophe stays as it is: it opens no markup, and MkDocs takes page titles from the Markdown
+    headings verbatim (an entity there would show in the navigation)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(str(value), quote=False).replace('"', "&quot;"))
+
+
+def _finalize(value: Any) -> Any:
+    """What every `{{ value }}` prints: escaped text, or markup a template made."""
+    return value if value is None or isinstance(value, (Markup, jinja2.Undefined)) else escape_html(value)
 
 
 def make_env(templates_dir: Path) -> jinja2.Environment:
+    # autoescape: every {{ value }} is HTML-escaped unless it is markup a template made (Markup)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+                             autoescape=True, finalize=_finalize, keep_trailing_newline=True, trim_blocks=True,
+                             lstrip_blocks=True)
     env.filters.update(fmt=fmt_value, duration=fmt_duration, cell=cell, md_alt=md_alt, yaml=to_yaml,
-                       html=lambda s: html.escape(str(s), quote=True), indent_block=indent_block)
+                       html=escape_html, indent_block=indent_block)
     return env
 
 
@@ -118,9 +169,10 @@ class Renderer:
     def exists(self, name: str) -> bool:
         return (self.templates_dir / name).is_file()
 
-    def render(self, name: str, **context: Any) -> str:
+    def render(self, name: str, **context: Any) -> Markup:
+        """The rendered template: Markdown made by a template, safe to include in another page."""
         try:
-            return self.env.get_template(name).render(**context)
+            return Markup(self.env.get_template(name).render(**context))
         except jinja2.TemplateNotFound as exc:
             raise UserError(f"template {exc.name} not found in {self.templates_dir}") from None
         except jinja2.TemplateError as exc:

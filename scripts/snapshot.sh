@@ -18,11 +18,14 @@ print('snapshot:', pack(Path('.work/results'), Path('$outdir/partial.tar.gz')))"
 [ -n "${KEEP_WEIGHTS:-}" ] || exit 0
 files=($(python3 -c "
 import sys; from pathlib import Path
-from experiments.core.checkpoints import SPEC, has_model, read_spec
-from experiments.core.training import checkpoint_path
+from experiments.core.checkpoints import SPEC, checkpoint_path, has_model, model_dir, read_spec
+from experiments.pipeline.results import load_manifest
 root = Path('.work/full')
-for name in (n for n in sys.argv[1:] if has_model(root, n)):
-    print(f'{name}/{SPEC}', checkpoint_path(root / name, read_spec(root / name)['final_epoch']).relative_to(root))
+for name in sys.argv[1:]:
+    key = (load_manifest(Path('.work/results'), name) or {}).get('weights_key')   # the weights its results used
+    if has_model(root, name, key):
+        folder = model_dir(root, name, key)
+        print(folder.relative_to(root) / SPEC, checkpoint_path(folder, read_spec(folder)['final_epoch']).relative_to(root))
 " $KEEP_WEIGHTS))
 [ ${#files[@]} -gt 0 ] && tar czf "$outdir/weights.tar.gz" -C .work/full "${files[@]}" && echo "weights: ${files[*]}"
 exit 0

@@ -104,7 +104,7 @@ def test_training_sections_record_loss_metrics_and_checkpoints(quick_run, name):
         assert key in m["metrics"], f"{name}: metric {key} missing"
     assert m["metrics"]["train_images"]["value"] == cfg.data.train_images
     assert m["trains_model"] is True
-    work = quick_run.work / "quick" / name
+    work = quick_run.work / "quick" / name / m["weights_key"]          # this run's checkpoint folder
     for epoch in set(cfg.train.checkpoint_epochs) | {cfg.train.epochs}:
         assert (work / f"epoch_{epoch:03d}.pt").is_file()
     assert (work / "state.pt").is_file() and (work / "model.json").is_file()

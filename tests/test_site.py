@@ -153,7 +153,7 @@ def test_inputs_load_and_reject_bad_results(results_copy):
     with pytest.raises(UserError, match="noising.png, which is missing"):
         load_results(results_copy, sections)
     (results_copy / "summary.json").write_text("{not json")
-    shutil.copy(Path(__file__), results_copy / "noising" / "noising.png")   # any file will do here
+    shutil.copy(results_copy / "single-step-denoiser" / "loss.png", results_copy / "noising" / "noising.png")
     with pytest.raises(UserError, match="summary.json is not valid JSON"):
         load_results(results_copy, sections)
 

@@ -1,7 +1,9 @@
 """Trained models between sections: a spec (model.json) beside each section's weights files.
 
-Checkpoints live under the work folder (`.work/<profile>/<section>/`, never committed); a section
-that needs another's model asks for it here and gets a clear error naming the command that makes it.
+Checkpoints live under the work folder (`.work/<profile>/<section>/<key>/`, never committed; the key
+says which run made them, see experiments/pipeline/workdirs.py, and the manifest records it); a
+section that needs another's model asks for it here and gets a clear error naming the command that
+makes it. Folders without a key (`.work/<profile>/<section>/`) are those of older versions.
 """
 from __future__ import annotations
 
@@ -58,30 +60,45 @@ def read_spec(work_dir: Path) -> dict | None:
         raise UserError(f"corrupt model spec {path}; rerun the section that trains it") from None
 
 
-def has_model(work_root: Path, section: str) -> bool:
-    spec = read_spec(work_root / section)
-    return spec is not None and checkpoint_path(work_root / section, spec["final_epoch"]).exists()
+def model_dir(work_root: Path, section: str, key: str | None = None) -> Path:
+    """The folder of `section`'s weights: its run's key folder when the key is known (a manifest
+    records it); else an older unkeyed folder, else the key folder written last."""
+    base = Path(work_root) / section
+    if key:
+        return base / key
+    if (base / SPEC).is_file() or not base.is_dir():
+        return base
+    keyed = [d for d in base.iterdir() if d.is_dir() and (d / SPEC).is_file()]
+    return max(keyed, key=lambda d: (d / SPEC).stat().st_mtime) if keyed else base
 
 
-def fingerprint(work_root: Path, section: str) -> str | None:
+def has_model(work_root: Path, section: str, key: str | None = None) -> bool:
+    folder = model_dir(work_root, section, key)
+    spec = read_spec(folder)
+    return spec is not None and checkpoint_path(folder, spec["final_epoch"]).exists()
+
+
+def fingerprint(work_root: Path, section: str, key: str | None = None) -> str | None:
     """sha256 (16 hex digits) of the final-epoch weights file of `section`, None if there is none.
 
     A section records the fingerprint of what it trained, and every section that loads those weights
     records the one it loaded: a retrain (even with the same seed) writes other bytes, so results
     built on weights from another run can be told apart from the committed run's.
     """
-    spec = read_spec(work_root / section)
+    folder = model_dir(work_root, section, key)
+    spec = read_spec(folder)
     if spec is None:
         return None
-    path = checkpoint_path(work_root / section, spec["final_epoch"])
+    path = checkpoint_path(folder, spec["final_epoch"])
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else None
 
 
 def load_model(work_root: Path, section: str, profile: str, device: torch.device,
-               build: Callable[[dict], nn.Module], epoch: int | None = None) -> tuple[nn.Module, dict]:
+               build: Callable[[dict], nn.Module], epoch: int | None = None,
+               key: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild the model `section` trained with `build(spec)` (the model module's `from_spec`) and load
-    its weights (final epoch unless given), eval mode."""
-    work_dir = work_root / section
+    its weights (final epoch unless given) from the run `key` (see model_dir), eval mode."""
+    work_dir = model_dir(work_root, section, key)
     spec = read_spec(work_dir)
     how = f"run `python -m experiments run {section} --profile {profile}` (or pass --run-missing)"
     if spec is None:
@@ -101,7 +118,11 @@ def load(ctx: "Context", section: str, build: Callable[[dict], nn.Module],
     weights' fingerprint in the context, so the manifest says which weights its numbers came from."""
     if section not in ctx.section.depends_on and section != ctx.section.name:
         raise RuntimeError(f"{ctx.section.name} reads {section} without declaring the dependency")
-    loaded = load_model(ctx.work_root, section, ctx.profile, ctx.device, build, epoch)
+    if section == ctx.section.name:
+        key = ctx.weights_key or None
+    else:   # exactly the weights the dependency's current results were made with
+        key = (ctx.read_result(section, "manifest.json") or {}).get("weights_key")
+    loaded = load_model(ctx.work_root, section, ctx.profile, ctx.device, build, epoch, key)
     if section != ctx.section.name and section not in ctx.loaded_weights:
-        ctx.loaded_weights[section] = fingerprint(ctx.work_root, section)
+        ctx.loaded_weights[section] = fingerprint(ctx.work_root, section, key)
     return loaded

@@ -17,6 +17,9 @@ from typing import Any
 from experiments.errors import UserError
 
 REFERENCE_TRAIN_SIZE = 60_000  # the official MNIST training split the reference epochs count
+MAX_LR = 1.0                   # an Adam step size above this is a typo, not an experiment
+MAX_INT = 2**31 - 1            # counts and sizes beyond this are typos (and overflow tensor sizes)
+MAX_SEED = 2**63 - 1           # torch seeds are 64-bit; sections add small offsets to the seed
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class TrainConfig:
     def validate(self) -> None:
         _require(self.epochs > 0, f"train.epochs must be > 0, got {self.epochs}")
         _require(self.batch_size > 0, f"train.batch_size must be > 0, got {self.batch_size}")
-        _require(self.lr > 0 and math.isfinite(self.lr), f"train.lr must be > 0, got {self.lr}")
+        _require(0 < self.lr <= MAX_LR, f"train.lr must be > 0 and at most {MAX_LR:g}, got {self.lr:g}")
         _require(0 < self.lr_final_ratio <= 1, "train.lr_final_ratio must be in (0, 1]")
         _require(self.reference_images > 0, "train.reference_images must be > 0")
         _require(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
@@ -104,12 +107,30 @@ def _require(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-def validate(cfg: Any) -> Any:
+def _check_number(key: str, value: Any) -> None:
+    """No config number is infinite, NaN or beyond what a tensor or a counter can hold."""
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UserError(f"{key} must be a finite number, got {v}")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            raise UserError(f"{key} = {v} is out of range (at most {MAX_INT:,} in size)")
+
+
+def check_seed(seed: Any) -> None:
+    """A seed is a whole number from 0 to 2**63 - 1 (torch's generators hold 64 bits)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED} (2**63 - 1), got {seed}")
+
+
+def validate(cfg: Any, prefix: str = "") -> Any:
     """Run every `validate()` in a (nested) config; returns cfg for chaining."""
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         if is_dataclass(value):
-            validate(value)
+            validate(value, f"{prefix}{f.name}.")
+        else:
+            _check_number(f"{prefix}{f.name}", value)
     own = getattr(cfg, "validate", None)
     if callable(own):
         own()
@@ -212,6 +233,12 @@ def load_yaml(path: str) -> dict:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not text (UTF-8)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -225,5 +252,5 @@ def load_yaml(path: str) -> dict:
 
 __all__ = [
     "DataConfig", "UNetConfig", "TrainConfig", "DiffusionConfig", "REFERENCE_TRAIN_SIZE",
-    "validate", "override", "parse_assignments", "load_yaml", "config_hash", "to_dict", "field",
+    "validate", "override", "parse_assignments", "load_yaml", "config_hash", "to_dict", "field", "check_seed",
 ]

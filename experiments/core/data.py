@@ -23,6 +23,7 @@ RAW_FILES = {
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _IDX_MAGIC = {"images": 2051, "labels": 2049}
+NUM_CLASSES = 10
 
 
 def default_data_root() -> Path:
@@ -71,6 +72,14 @@ def _check_idx(path: Path, kind: str) -> None:
         expected = 8 + count
     if size != expected:
         raise UserError(f"{path} is truncated or corrupt: {size} bytes, expected {expected}")
+
+
+def _check_labels(labels: torch.Tensor, path: Path) -> None:
+    """Digits are classes 0-9: any other label would index past the class embedding later."""
+    bad = ((labels < 0) | (labels >= NUM_CLASSES)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise UserError(f"{path} holds class label {int(labels[i])} at index {i}; MNIST labels are 0-9")
 
 
 def _writable(folder: Path) -> bool:
@@ -150,5 +159,6 @@ def load_split(root: str | Path | None, train: bool, limit: int = 0,
         raise UserError(f"cannot read MNIST under {torchvision_root}: {str(exc).splitlines()[0]}") from None
     images = dataset.data.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28) in [0, 1]
     labels = dataset.targets.long()
+    _check_labels(labels, torchvision_root / "MNIST" / "raw" / RAW_FILES[train][1])
     split = Split(images, labels).head(limit)
     return split.to(device)

@@ -52,10 +52,12 @@ class Context:
     show_progress: bool = True
     compile: bool = True            # torch.compile the networks on a GPU (the fast path)
     loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
+    weights_key: str = ""           # this run's checkpoint folder under the section's (pipeline/workdirs.py)
 
     @property
     def work_dir(self) -> Path:
-        return self.work_root / self.section.name
+        folder = self.work_root / self.section.name
+        return folder / self.weights_key if self.weights_key else folder
 
     @property
     def cuda(self) -> bool:

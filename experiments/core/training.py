@@ -28,6 +28,8 @@ from experiments.core.progress import progress_bar
 from experiments.testhooks import pause_at
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+DIVERGENCE_FACTOR = 100.0   # a loss this many times its starting value has exploded (lr far too high)
+MIN_START_LOSS = 1e-3       # below this a starting loss is no yardstick (the model already fits)
 
 
 @dataclass
@@ -190,13 +192,22 @@ class Trainer:
 
     # ---- divergence -----------------------------------------------------------------------
     def _check_finite(self, start: int, stop: int, epoch: int) -> None:
+        """Stop on a NaN/infinite loss, or on one that exploded while staying finite: the median of the
+        latest `log_every` losses above DIVERGENCE_FACTOR x the starting loss (the first step's)."""
         window = self.loss_log[start:stop]
-        if bool(torch.isfinite(window).all()):
+        recent = self.loss_log[max(0, stop - self.cfg.log_every):stop]
+        # one host sync for both checks (this runs only at the periodic loss reads)
+        finite, level, first = torch.stack([torch.isfinite(window).all().float(), recent.median(),
+                                            self.loss_log[0].abs()]).tolist()
+        if finite == 1.0 and not level > DIVERGENCE_FACTOR * max(first, MIN_START_LOSS):
             return
-        bad = start + int((~torch.isfinite(window)).nonzero()[0])
-        value = float(self.loss_log[bad])
         last = f"last good checkpoint {self._state_path()}" if self._state_path().exists() else "no checkpoint yet"
-        raise DivergenceError(f"training diverged: loss {value} at step {bad + 1} (epoch {epoch}); {last}")
+        if finite != 1.0:
+            bad = start + int((~torch.isfinite(window)).nonzero()[0])
+            value = float(self.loss_log[bad])
+            raise DivergenceError(f"training diverged: loss {value} at step {bad + 1} (epoch {epoch}); {last}")
+        raise DivergenceError(f"training diverged: loss {level:.3g} at step {stop} (epoch {epoch}), more than "
+                              f"{DIVERGENCE_FACTOR:g}x its starting {first:.3g}; {last}")
 
     # ---- the loop, in phases (so several trainers can run in lockstep) ----------------------
     def _begin(self, resume: bool) -> None:

@@ -6,18 +6,22 @@ previous results exactly as they were.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
+from experiments.pipeline import locking
 from experiments.testhooks import pause_at
 
 SCHEMA_VERSION = 1
@@ -66,6 +70,46 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def run_tag() -> str:
+    """'<pid>-<random>': names this process's temporary folders, so a later run can tell whether
+    their owner is still alive before it removes them."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _owner(name: str) -> tuple[str, int | None]:
+    """('section', pid) from '.tmp-section-<pid>-<hex>'; pid None for older names without one."""
+    body = name.split("-", 1)[1] if "-" in name else ""
+    head, _, _hex = body.rpartition("-")
+    rest, _, pid = head.rpartition("-")
+    if rest and pid.isdigit():
+        return rest, int(pid)
+    return head, None
+
+
+def _remove(path: Path) -> None:
+    """Delete a leftover folder (or a link, without following it)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def swap_in(new: Path, target: Path, aside: Path) -> None:
+    """Put folder `new` at `target`, replacing what is there, in one atomic step where the kernel can
+    (rename-exchange); elsewhere in two renames through `aside`, a name that `recover` knows (a kill
+    between them leaves the previous folder there, and the next start puts it back)."""
+    if target.is_symlink():
+        raise UserError(f"{target} is a link; results folders are never links")
+    if target.exists():
+        if _exchange(new, target):
+            _remove(new)                                   # now holds the previous folder
+            return
+        os.replace(target, aside)
+    os.replace(new, target)
+    if aside.exists():
+        _remove(aside)
+
+
 class ResultWriter:
     """Collects one section's outputs in a temporary folder; `commit()` swaps them into place."""
 
@@ -74,7 +118,8 @@ class ResultWriter:
         self.section = section
         self.final_dir = self.results_root / section
         # made on first write: a run killed before it writes anything leaves no trace at all
-        self.dir = self.results_root / f".tmp-{section}-{uuid.uuid4().hex[:8]}"
+        self.tag = run_tag()
+        self.dir = self.results_root / f".tmp-{section}-{self.tag}"
         self.figures: list[dict] = []
         self.tables: list[dict] = []
         self.metrics: dict[str, dict] = {}
@@ -116,42 +161,98 @@ class ResultWriter:
 
     # ---- finishing -----------------------------------------------------------------------
     def commit(self, manifest: dict) -> Path:
-        """Write the manifest, then replace the previous results folder in one rename."""
+        """Write the manifest, then replace the previous results folder in one atomic swap."""
         self.dir.mkdir(parents=True, exist_ok=True)
         files = sorted(p.name for p in self.dir.iterdir() if p.is_file() and p.name != MANIFEST)
         manifest = {"schema": SCHEMA_VERSION, **manifest, "figures": self.figures, "tables": self.tables,
                     "metrics": self.metrics, "series": self.series, "notes": self.notes, "files": files}
         write_json_atomic(self.dir / MANIFEST, manifest)
         pause_at("writing", self.section)   # test hook (no-op unless set)
-        if self.final_dir.exists() and _exchange(self.dir, self.final_dir):
-            shutil.rmtree(self.dir, ignore_errors=True)   # now holds the previous results
-            return self.final_dir
-        old = None
-        if self.final_dir.exists():
-            old = self.results_root / f".old-{self.section}-{uuid.uuid4().hex[:8]}"
-            os.replace(self.final_dir, old)
-        os.replace(self.dir, self.final_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(self.dir, self.final_dir, self.results_root / f".old-{self.section}-{self.tag}")
         return self.final_dir
 
     def abort(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _dead(pid: int | None) -> bool:
+    """A leftover's owner is gone: no pid recorded (older names, whose runs held no lock), no such
+    process, or this one (whose writers remove their folder when they stop, so one still here was
+    abandoned). Only called under the folder's lock, when no run of this folder can be alive anyway."""
+    return pid is None or pid == os.getpid() or not locking.pid_alive(pid)
+
+
+@contextlib.contextmanager
+def writing(results_root: Path) -> Iterator[Path]:
+    """Hold a results folder for a run (another run of it stops as busy), after tidying what runs
+    killed earlier left there."""
+    with locking.hold(results_root, "results folder") as folder:
+        recover(folder)
+        yield folder
+
+
 def recover(results_root: Path) -> None:
-    """Undo a swap that a kill interrupted (old folder moved aside, new one not yet in place)."""
+    """Undo what a kill interrupted: a swap (previous folder moved aside, new one not yet in place)
+    is put back, and temporary folders of dead runs are removed. Call it holding the folder's lock
+    (experiments/pipeline/locking.py): leftovers of a live process are left alone in any case."""
     root = Path(results_root)
     if not root.is_dir():
         return
-    for old in root.glob(".old-*"):
-        section = old.name[len(".old-"):].rsplit("-", 1)[0]
-        if not (root / section).exists():
-            os.replace(old, root / section)
+    for old in sorted(root.glob(".old-*")):
+        section, pid = _owner(old.name)
+        if not _dead(pid):
+            continue
+        target = root / section
+        if SAFE_NAME.fullmatch(section) and not target.exists() and not target.is_symlink() and old.is_dir() \
+                and not old.is_symlink():
+            os.replace(old, target)
         else:
-            shutil.rmtree(old, ignore_errors=True)
-    for tmp in root.glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+            _remove(old)
+    for unpacking in sorted(root.glob(".unpack-*")):   # build-site unpack's staging folder
+        pid = unpacking.name.split("-")[1]
+        if not _dead(int(pid) if pid.isdigit() else None):
+            continue
+        for old in unpacking.glob(".old-*") if unpacking.is_dir() and not unpacking.is_symlink() else ():
+            target = root / old.name[len(".old-"):]   # an unpack from before the atomic swap
+            if SAFE_NAME.fullmatch(target.name) and not target.exists() and not target.is_symlink():
+                os.replace(old, target)
+        _remove(unpacking)
+    for tmp in sorted(root.glob(".tmp-*")):
+        if _dead(_owner(tmp.name)[1]):
+            _remove(tmp)
+
+
+# Names read from results files that end up in a path: letters, digits, '.', '_', '+', '-', no leading dot.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def safe_name(name: Any) -> bool:
+    """Whether a name read from a results file may be used as one path component."""
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None and ".." not in name
+
+
+def check_names(path: Path, manifest: dict, section: str | None = None) -> None:
+    """Every name of a manifest that becomes part of a path is a safe flat name (and, for a section's
+    own manifest, its section is the folder's): a results file never points outside its folder."""
+    name = manifest.get("section")
+    if not safe_name(name):
+        raise UserError(f"corrupt results: {path} has an invalid section name {name!r}")
+    if section is not None and name != section:
+        raise UserError(f"corrupt results: {path} is the manifest of {name!r}, not of {section!r}")
+    files = [item.get("file") if isinstance(item, dict) else item
+             for key in ("figures", "series") for item in (manifest.get(key) or [])
+             if isinstance(manifest.get(key), list)]
+    files += manifest.get("files") if isinstance(manifest.get("files"), list) else []
+    for file in files:
+        if not safe_name(file):
+            raise UserError(f"corrupt results: {path} names an invalid file {file!r}")
+    for key in ("inputs", "loaded_weights"):
+        for dep in (manifest.get(key) or {}) if isinstance(manifest.get(key), dict) else ():
+            if not safe_name(dep):
+                raise UserError(f"corrupt results: {path} names an invalid section {dep!r} in {key}")
+    weights_key = manifest.get("weights_key")
+    if weights_key is not None and not safe_name(weights_key):
+        raise UserError(f"corrupt results: {path} has an invalid weights_key {weights_key!r}")
 
 
 def load_results_json(path: Path, require_schema: bool = False) -> dict | None:
@@ -159,6 +260,8 @@ def load_results_json(path: Path, require_schema: bool = False) -> dict | None:
     too-new files are user errors. Files without a schema field are read as the current schema,
     unless require_schema (manifests always carry one)."""
     path = Path(path)
+    if path.is_symlink():
+        raise UserError(f"corrupt results: {path} is a link; results files are never links")
     if not path.exists():
         return None
     try:
@@ -177,8 +280,18 @@ def load_results_json(path: Path, require_schema: bool = False) -> dict | None:
 
 
 def load_manifest(results_root: Path, section: str) -> dict | None:
-    """The section's manifest, None when absent; corrupt or too-new files are user errors."""
-    return load_results_json(Path(results_root) / section / MANIFEST, require_schema=True)
+    """The section's manifest, None when absent; corrupt or too-new files, and names that would point
+    outside the section's folder, are user errors. A section folder that is a link is refused."""
+    folder = Path(results_root) / section
+    if folder.is_symlink():
+        raise UserError(f"corrupt results: {folder} is a link; results folders are never links")
+    path = folder / MANIFEST
+    if path.is_symlink():
+        raise UserError(f"corrupt results: {path} is a link; results files are never links")
+    manifest = load_results_json(path, require_schema=True)
+    if manifest is not None:
+        check_names(path, manifest, section)
+    return manifest
 
 
 def read_result(results_root: Path, section: str, file: str) -> dict | None:

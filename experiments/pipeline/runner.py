@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from experiments.core import checkpoints
-from experiments.pipeline import fingerprint, provenance, registry
+from experiments.pipeline import fingerprint, provenance, registry, workdirs
 from experiments.pipeline.summary import write_summary
-from experiments.core.config import config_hash, override, to_dict, validate
+from experiments.core.config import check_seed, config_hash, override, to_dict, validate
 from experiments.core.section import Context
 from experiments.errors import UserError
-from experiments.pipeline.results import ResultWriter, load_manifest, read_result, recover
+from experiments.pipeline.results import ResultWriter, load_manifest, read_result, writing
 
 DEFAULT_SEED = 42
 
@@ -90,7 +90,8 @@ def is_available(section: str, opts: RunOptions) -> bool:
     if manifest is None or manifest.get("profile") != opts.profile:
         return False
     needs_weights = manifest.get("trains_model", False)
-    return not needs_weights or checkpoints.has_model(opts.work_root / opts.profile, section)
+    return not needs_weights or checkpoints.has_model(opts.work_root / opts.profile, section,
+                                                      manifest.get("weights_key"))
 
 
 def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
@@ -121,14 +122,17 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
     cfg = section_config(section, opts.profile, overrides)
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
+    key = workdirs.RunKey(section.name, opts.profile, opts.seed, to_dict(cfg), workdirs.data_fingerprint(opts.data_root))
     ctx = Context(section=section, cfg=cfg, profile=opts.profile, device=device, seed=opts.seed,
                   work_root=opts.work_root / opts.profile, data_root=opts.data_root, out=writer,
                   read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
-                  show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0")
+                  show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0",
+                  weights_key=key.digest)
     module = fingerprint.section_module(section.module_file)
     started, t0 = provenance.now_iso(), time.perf_counter()
     try:
-        section.run(ctx)
+        with workdirs.claim(ctx.work_root, key, opts.resume):     # its own checkpoints, one run at a time
+            section.run(ctx)
         inputs = {}
         for dep in section.depends_on:
             dep_manifest = load_manifest(opts.results_root, dep)
@@ -145,7 +149,8 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),
             "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,
-            "weights_fingerprint": checkpoints.fingerprint(ctx.work_root, section.name),
+            "weights_fingerprint": checkpoints.fingerprint(ctx.work_root, section.name, key.digest),
+            "weights_key": key.digest,
             "loaded_weights": ctx.loaded_weights,
         }
         return writer.commit(manifest)
@@ -158,6 +163,7 @@ def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[regi
     """Check folders and device, plan the sections and validate every config before any compute."""
     check_output_folder(opts.results_root, "output folder", opts.allow_outside)
     check_output_folder(opts.work_root, "work folder", opts.allow_outside)
+    check_seed(opts.seed)
     device = resolve_device(opts.device)
     for s in registry.resolve(names):   # a bad value is reported before missing dependencies
         section_config(s, opts.profile, opts.overrides)
@@ -171,12 +177,12 @@ def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[regi
         opts.results_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {opts.results_root}: {exc.strerror}") from None
-    recover(opts.results_root)
     return device, sections, per_section
 
 
 def run(names: list[str], opts: RunOptions) -> list[Path]:
     device, sections, per_section = prepare(names, opts)
-    paths = [run_one(s, opts, device, per_section[s.name]) for s in sections]
-    write_summary(opts.results_root)          # headline numbers of whatever has run: summary.json
+    with writing(opts.results_root):          # one run per results folder; tidies killed runs' leftovers
+        paths = [run_one(s, opts, device, per_section[s.name]) for s in sections]
+        write_summary(opts.results_root)      # headline numbers of whatever has run: summary.json
     return paths

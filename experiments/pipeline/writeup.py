@@ -28,8 +28,8 @@ from typing import Iterable
 
 from experiments.pipeline import provenance, registry
 from experiments.errors import UserError
-from experiments.pipeline.results import load_manifest, write_json_atomic
-from experiments.pipeline.runner import RunOptions, prepare, resolve_device, run, run_one
+from experiments.pipeline.results import load_manifest, write_json_atomic, writing
+from experiments.pipeline.runner import RunOptions, check_output_folder, prepare, resolve_device, run, run_one
 
 RUN_RECORD = "run.json"
 
@@ -143,6 +143,13 @@ def run_writeup(opts: RunOptions, keep_going: bool = False, jobs: int = 1, skip:
     """Every section in dependency order; with keep_going a failure skips only its dependants;
     with jobs > 1 independent sections run side by side in worker processes, longest chain first
     (see previous_walls for `estimates`); `skip` (names) and their dependants are left out."""
+    check_output_folder(opts.results_root, "output folder", opts.allow_outside)
+    with writing(opts.results_root):          # the workers write under this process's lock
+        return _writeup(opts, keep_going, jobs, skip, estimates)
+
+
+def _writeup(opts: RunOptions, keep_going: bool, jobs: int, skip: tuple[str, ...],
+             estimates: Path | None) -> dict:
     skipped = skipped_sections(skip)
     wanted = [s for s in registry.all_sections() if s.name not in skipped]
     t0 = time.perf_counter()
