@@ -1,6 +1,6 @@
 """How far an FID moves while the model stays the same: pairs of FIDs that the committed results
 already hold and that differ in one thing only (the starting noise, the process, the training run),
-and the better recipe's models trained again in archived earlier runs (generator/archive.py).
+and the better recipe's models trained again in archived earlier runs (experiments/pipeline/archive.py).
 
 No section measures this on purpose; the pairs fall out of sections that sample the same weights
 (their manifests record the fingerprint of the weights they loaded) or train the same recipe. A pair

@@ -3,7 +3,7 @@
 `scripts/gpu_full_run.sh`, `gpu_rerun.sh` and `python -m experiments writeup --pack` leave a tarball of
 section folders (under one top folder or none). Unpacking checks every manifest in it first (a corrupt
 one stops everything before a file is touched), archives the manifest each folder replaces (see
-generator/archive.py), swaps the folders in, takes the run-level files (run.json, benchmark.json)
+experiments/pipeline/archive.py), swaps the folders in, takes the run-level files (run.json, benchmark.json)
 when the whole tarball is taken, and rewrites summary.json.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from experiments.pipeline import registry
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
 from experiments.pipeline.summary import write_summary
-from generator.archive import archive
+from experiments.pipeline.archive import archive
 from generator.inputs import BENCHMARK, check_manifest
 
 RUN_FILES = ("run.json", BENCHMARK)      # results of the whole run, not of one section

@@ -15,7 +15,7 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from experiments.errors import UserError
 from experiments.testhooks import pause_at
@@ -112,14 +112,17 @@ class ResultWriter:
         write_json_atomic(self.path(file), data)
 
     # ---- finishing -----------------------------------------------------------------------
-    def commit(self, manifest: dict) -> Path:
-        """Write the manifest, then replace the previous results folder in one rename."""
+    def commit(self, manifest: dict, before_swap: Callable[[], Any] | None = None) -> Path:
+        """Write the manifest, then replace the previous results folder in one rename (`before_swap`
+        runs just before it, e.g. to archive the manifest being replaced)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         files = sorted(p.name for p in self.dir.iterdir() if p.is_file() and p.name != MANIFEST)
         manifest = {"schema": SCHEMA_VERSION, **manifest, "figures": self.figures, "tables": self.tables,
                     "metrics": self.metrics, "series": self.series, "notes": self.notes, "files": files}
         write_json_atomic(self.dir / MANIFEST, manifest)
         pause_at("writing", self.section)   # test hook (no-op unless set)
+        if before_swap is not None:
+            before_swap()
         if self.final_dir.exists() and _exchange(self.dir, self.final_dir):
             shutil.rmtree(self.dir, ignore_errors=True)   # now holds the previous results
             return self.final_dir
