@@ -109,7 +109,7 @@ def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
 @click.option("--site-dir", default=Path("site"), show_default=True, type=PATH,
               help="The site of this tree: a build-site running on it holds the same lock.")
 def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path) -> None:
-    """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU lease): every
+    """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU job): every
     manifest is checked first, the replaced runs' manifests are archived, summary.json is rewritten."""
     with lock.acquire(site_dir):                 # not while a build reads these results
         done = unpack.unpack(tarball, results, only)
@@ -133,7 +133,8 @@ def check_cmd(site_dir: Path) -> None:
 
 @cli.command("screenshot")
 @click.argument("site_dir", type=PATH, default=Path("site"))
-@click.option("--out", default=Path("docs/assets/screenshot.png"), show_default=True, type=PATH)
+@click.option("--out", default=Path("docs/assets/screenshot.png"), show_default=True, type=PATH,
+              help="Where the PNG goes.")
 def screenshot_cmd(site_dir: Path, out: Path) -> None:
     """Take a PNG of the built site's index page with headless chromium (for the README)."""
     path = preview.screenshot(site_dir, out)

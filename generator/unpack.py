@@ -1,4 +1,4 @@
-"""Bring results packed on another machine (a GPU lease) into the results folder, losing nothing.
+"""Bring results packed on another machine (a GPU job) into the results folder, losing nothing.
 
 `scripts/gpu_full_run.sh`, `gpu_rerun.sh` and `python -m experiments writeup --pack` leave a tarball of
 section folders (under one top folder or none). Unpacking checks every manifest in it first (a corrupt

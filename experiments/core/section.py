@@ -52,7 +52,7 @@ class Context:
     show_progress: bool = True
     compile: bool = True            # torch.compile the networks on a GPU (the fast path)
     loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
-    dataset: str = DEFAULT_DATASET  # the run's dataset (data.dataset): every section of a results folder shares it
+    dataset: str = DEFAULT_DATASET  # data.dataset: every section of a results folder shares it
 
     @property
     def work_dir(self) -> Path:
@@ -92,4 +92,3 @@ class Context:
                             f"{self.profile}): run `python -m experiments run {section} --profile {self.profile}"
                             f"{dataset_flag(self.dataset)}`")
         return data
-

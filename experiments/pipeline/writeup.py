@@ -12,7 +12,7 @@ estimated from the previous run's wall times in run.json, or else from the manif
 results folder (`estimates`, e.g. the committed results on a fresh GPU machine).
 
 `skip` leaves sections (and whatever depends on them) out, e.g. to split a writeup that outlasts
-one GPU lease into two runs; run.json then lists them under `writeup_skipped`, and the wall time
+one time-limited GPU job into two runs; run.json then lists them under `writeup_skipped`, and the wall time
 is labelled as that of a partial writeup.
 """
 from __future__ import annotations

@@ -84,7 +84,7 @@ def run(ctx: Context) -> None:
     result = train_model(ctx, model, objective, cfg.data, cfg.train, KIND,
                          {"net": dataclasses.asdict(cfg.net)}, label=ctx.section.name)
     split_size = len(ctx.train_split(cfg.data.train_images))
-    record_training(ctx, result, cfg.train, split_size, f"digit classifier (width {cfg.net.width})", model)
+    record_training(ctx, result, cfg.train, split_size, f"{ctx.data.item} classifier (width {cfg.net.width})", model)
 
     net, _ = checkpoints.load(ctx, ctx.section.name, classifier_model.from_spec)            # what the evaluation will load: the saved weights
     test = ctx.test_split(cfg.data.test_images)
