@@ -108,11 +108,13 @@ def archive_cmd(sources: tuple[str, ...], results: Path) -> None:
 @click.option("--only", multiple=True, metavar="SECTION", help="Take only this section from the tarball (repeatable).")
 @click.option("--site-dir", default=Path("site"), show_default=True, type=PATH,
               help="The site of this tree: a build-site running on it holds the same lock.")
-def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path) -> None:
+@click.option("--replace", is_flag=True,
+              help="Take results of another dataset or profile than those in --results (theirs are archived first).")
+def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path, replace: bool) -> None:
     """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU job): every
     manifest is checked first, the replaced runs' manifests are archived, summary.json is rewritten."""
     with lock.acquire(site_dir):                 # not while a build reads these results
-        done = unpack.unpack(tarball, results, only)
+        done = unpack.unpack(tarball, results, only, replace)
     for item in done:
         kept = f"; the previous run's manifest is in {item.archived}" if item.archived else ""
         click.echo(f"unpacked {item.section} ({item.run_id}){kept}")

@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.pipeline import registry
+from experiments.core.data import dataset_of
+from experiments.pipeline import destination, registry
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
 from experiments.pipeline.summary import write_summary
@@ -62,8 +63,9 @@ def _previous_run(results: Path, name: str) -> str | None:
     return (manifest or {}).get("run_id")
 
 
-def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unpacked]:
-    """Swap the tarball's section folders (or only those named) into `results`; returns what changed."""
+def unpack(tarball: Path, results: Path, only: tuple[str, ...] = (), replace: bool = False) -> list[Unpacked]:
+    """Swap the tarball's section folders (or only those named) into `results`; returns what changed.
+    Results of another dataset or profile than those in `results` are refused unless `replace`."""
     results = Path(results)
     names = {s.name for s in registry.all_sections()}
     unknown = [name for name in only if name not in names]
@@ -89,6 +91,8 @@ def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unp
             check_manifest(top / name / "manifest.json", manifest)
             manifests[name] = manifest
             previous_runs[name] = _previous_run(results, name)
+        for dataset, profile in sorted({(dataset_of(m), m["profile"]) for m in manifests.values()}):
+            destination.check(results, dataset, profile, replace)
         run_files = [top / f for f in RUN_FILES if not only and (top / f).is_file()]
         for path in run_files:
             load_results_json(path)               # corrupt JSON is refused before anything is replaced

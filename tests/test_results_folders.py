@@ -35,7 +35,8 @@ def project(quick_run, tmp_path, monkeypatch) -> Path:
     writeup = tmp_path / "docs" / "results"
     shutil.copytree(quick_run.results / "noising", writeup / "noising")
     manifest = writeup / "noising" / "manifest.json"
-    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "profile": "full"}))
+    old = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**old, "profile": "full", "run_id": old["run_id"] + "-full"}))
     return tmp_path
 
 
@@ -69,6 +70,22 @@ def test_a_quick_run_never_replaces_the_writeup(project, capsys):
     archived = list((writeup / "archive").glob("noising-*.json"))
     assert len(archived) == 1 and archived[0].read_bytes() == old       # archived before it was replaced
     assert json.loads((writeup / "noising" / "manifest.json").read_text())["profile"] == "quick"
+
+
+def test_unpack_refuses_results_of_another_profile(project, quick_run, tmp_path, capsys):
+    from experiments.pipeline.writeup import pack
+    from generator.unpack import unpack
+
+    writeup = project / "docs" / "results"
+    before = snapshot(writeup)
+    shutil.copytree(quick_run.results / "noising", tmp_path / "packed" / "noising")
+    tarball = pack(tmp_path / "packed", tmp_path / "quick.tar.gz")
+    code, _, err = call(site_cli.main, ["unpack", str(tarball), "--results", str(writeup),
+                                        "--site-dir", str(project / "site")], capsys)
+    assert code == 2 and "holds MNIST full-profile results, not MNIST quick-profile ones" in err
+    assert snapshot(writeup) == before
+    unpack(tarball, writeup, replace=True)
+    assert len(load_archive(writeup)["noising"]) == 1
 
 
 def test_every_replaced_manifest_is_archived(quick_run, tmp_path, capsys):

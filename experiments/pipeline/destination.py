@@ -84,7 +84,6 @@ def check(results: Path, dataset: str, profile: str, replace: bool) -> None:
         return
     held = " and ".join(describe(k) for k in others)
     own = default_folder(dataset, profile)
-    where = (f"its own folder is {own} (the default without --out)" if Path(results) != own
-             else "move them elsewhere")
+    where = f"its own folder is {own}" if Path(results) != own else "move them elsewhere"
     raise UserError(f"{results} holds {held} results, not {describe((dataset, profile))} ones: {where}, "
                     f"or pass --replace to replace them (their manifests are archived first)")
