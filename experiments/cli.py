@@ -1,14 +1,19 @@
 """Command line: `python -m experiments run SECTION... --profile quick|full --device cpu|cuda`."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from experiments.pipeline import registry
+from experiments.pipeline import destination, registry
+from experiments.cli_options import (OUT_HELP, PATH, confirm_full_on_cpu, data_root_option, dataset_option,
+                                     device_option, profile_option, replace_option, take_dataset, version_option,
+                                     work_dir_option, yes_option)
 from experiments.core.config import load_yaml, parse_assignments
+from experiments.core.data import DATASETS, data_fingerprint, default_data_root, download, source_folder
 from experiments.errors import UserError
 from experiments.pipeline.runner import DEFAULT_SEED, RunOptions, run, section_config
 
@@ -36,6 +41,7 @@ def print_list() -> None:
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--list", "list_", is_flag=True, help="List the sections and exit.")
+@version_option
 @click.pass_context
 def cli(ctx: click.Context, list_: bool) -> None:
     """Run the experiments of the writeup "Fun with Diffusion Models" and dump their results."""
@@ -54,38 +60,42 @@ def list_cmd() -> None:
 
 @cli.command("run")
 @click.argument("sections", nargs=-1, required=True)
-@click.option("--profile", default="quick", show_default=True, help="full (reference hyperparameters) or quick.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--out", "out", default="docs/results", show_default=True, type=click.Path(path_type=Path),
-              help="Results folder (one subfolder per section).")
-@click.option("--work-dir", default=".work", show_default=True, type=click.Path(path_type=Path),
-              help="Checkpoints folder (not committed).")
-@click.option("--data-root", type=click.Path(path_type=Path), default=None,
-              help="MNIST root in torchvision's layout (default: $FUNDIFF_DATA_ROOT or a cache folder).")
-@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int)
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. train.epochs=3.")
+@profile_option
+@dataset_option
+@device_option
+@click.option("--out", "out", default=None, type=PATH, help=OUT_HELP)
+@work_dir_option
+@data_root_option
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int, help="Seed of every random draw.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. train.epochs=3 (data.dataset=fashion-mnist: the dataset).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML file of config overrides.")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint of an interrupted run.")
 @click.option("--run-missing", is_flag=True, help="Also run dependencies whose results are missing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--allow-outside", is_flag=True,
               help="Allow --out / --work-dir outside the project folder (also: FUNDIFF_ALLOW_OUTSIDE=1).")
-def run_cmd(sections, profile, device, out, work_dir, data_root, seed, assignments, config_file, resume,
-            run_missing, no_progress, allow_outside) -> None:
+@replace_option
+@yes_option
+def run_cmd(sections, profile, dataset, device, out, work_dir, data_root, seed, assignments, config_file, resume,
+            run_missing, no_progress, allow_outside, replace, yes) -> None:
     """Run SECTIONS (names from --list, or `all`) and write their results under --out."""
     overrides = load_yaml(str(config_file)) if config_file else {}
-    overrides = _merge(overrides, parse_assignments(assignments))
+    dataset, overrides = take_dataset(dataset, _merge(overrides, parse_assignments(assignments)))
+    target = destination.resolve(out, dataset, profile)
     paths = run(list(sections), RunOptions(
-        profile=profile, device=device, results_root=out, work_root=work_dir, data_root=data_root,
-        seed=seed, overrides=overrides or None, resume=resume, run_missing=run_missing,
-        show_progress=not no_progress, allow_outside=allow_outside))
+        profile=target.profile, dataset=target.dataset, device=device, results_root=target.results,
+        work_root=work_dir, data_root=data_root, seed=seed, overrides=overrides or None, resume=resume,
+        run_missing=run_missing, show_progress=not no_progress, allow_outside=allow_outside, replace=replace,
+        confirm=functools.partial(confirm_full_on_cpu, yes=yes)))
     for path in paths:
         click.echo(f"wrote {path}")
 
 
 @cli.command("config")
 @click.argument("section")
-@click.option("--profile", default="quick", show_default=True)
+@click.option("--profile", default=destination.DEFAULT_PROFILE, show_default=True, metavar="full|quick",
+              help="The profile whose config to print.")
 def config_cmd(section: str, profile: str) -> None:
     """Print a section's config for a profile as YAML."""
     import dataclasses
@@ -148,12 +158,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @cli.command("writeup")
-@click.option("--profile", default="full", show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--out", default="docs/results", show_default=True, type=click.Path(path_type=Path))
-@click.option("--work-dir", default=".work", show_default=True, type=click.Path(path_type=Path))
-@click.option("--data-root", type=click.Path(path_type=Path), default=None)
-@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int)
+@profile_option
+@dataset_option
+@device_option
+@click.option("--out", default=None, type=PATH, help=OUT_HELP)
+@work_dir_option
+@data_root_option
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int, help="Seed of every random draw.")
 @click.option("--pack", "pack_to", type=click.Path(path_type=Path), default=None,
               help="Also write a .tar.gz of the results (to commit them from another machine).")
 @click.option("--keep-going", is_flag=True, help="On a failure, go on with the sections that do not depend on it.")
@@ -165,14 +176,20 @@ def main(argv: list[str] | None = None) -> None:
               metavar="DIR",
               help="With --jobs: order the run by the section times of the results in DIR (e.g. docs/results) "
                    "when --out has no earlier run.json.")
-@click.option("--no-progress", is_flag=True)
-def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, estimates,
-                no_progress) -> None:
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@replace_option
+@yes_option
+def writeup_cmd(profile, dataset, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, estimates,
+                no_progress, replace, yes) -> None:
     """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
     from experiments.pipeline.writeup import pack, run_writeup
 
-    record = run_writeup(RunOptions(profile=profile, device=device, results_root=out, work_root=work_dir,
-                                    data_root=data_root, seed=seed, show_progress=not no_progress and jobs == 1),
+    target = destination.resolve(out, dataset, profile)
+    confirm_full_on_cpu(["all"], target.profile, device, yes)
+    out = target.results
+    record = run_writeup(RunOptions(profile=target.profile, dataset=target.dataset, device=device,
+                                    results_root=out, work_root=work_dir, data_root=data_root, seed=seed,
+                                    show_progress=not no_progress and jobs == 1, replace=replace),
                          keep_going=keep_going, jobs=jobs, skip=skip, estimates=estimates)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
@@ -180,3 +197,32 @@ def writeup_cmd(profile, device, out, work_dir, data_root, seed, pack_to, keep_g
     click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({jobs} at a time{left_out})")
     if pack_to:
         click.echo(f"packed {pack(out, pack_to)}")
+
+
+@cli.group("data")
+def data_cmd() -> None:
+    """The datasets: fetch them (torchvision's downloader), or see where a run reads them from."""
+
+
+@data_cmd.command("download")
+@click.option("--dataset", "dataset", default="mnist", show_default=True, type=click.Choice([*DATASETS, "all"]),
+              help="The dataset to fetch, or all of them.")
+@data_root_option
+def data_download_cmd(dataset: str, data_root: Path | None) -> None:
+    """Fetch a dataset's four IDX files into <data root>/<MNIST|FashionMNIST>/raw (files already there are kept)."""
+    for name in (list(DATASETS) if dataset == "all" else [dataset]):
+        folder, fetched = download(data_root, name)
+        click.echo(f"{'downloaded' if fetched else 'already there'}: {DATASETS[name].title} in {folder}")
+
+
+@data_cmd.command("show")
+@data_root_option
+def data_show_cmd(data_root: Path | None) -> None:
+    """Say, for every dataset, which files a run would read and their fingerprint (or what is missing)."""
+    for name, data in DATASETS.items():
+        try:
+            folders = {source_folder(Path(data_root or default_data_root()), data, train) for train in (True, False)}
+            click.echo(f"{data.title}: {', '.join(sorted(map(str, folders)))} (fingerprint "
+                       f"{data_fingerprint(data_root, name)})")
+        except UserError as exc:
+            click.echo(f"{data.title}: {exc}")

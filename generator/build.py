@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from experiments.core.data import DEFAULT_DATASET
 from experiments.pipeline import registry, runner
 from experiments.errors import UserError
 from experiments.pipeline import staleness
@@ -29,6 +30,8 @@ class BuildOptions:
     dry_run: bool = False
     templates: Path = field(default=TEMPLATES_DIR)
     allow_outside: bool = False         # a --site-dir outside the project (or FUNDIFF_ALLOW_OUTSIDE=1)
+    dataset: str = DEFAULT_DATASET      # the dataset of reruns (that of the results folder)
+    confirm: Callable | None = field(default=None, compare=False)   # RunOptions.confirm of reruns
 
 
 Echo = Callable[[str], None]
@@ -58,7 +61,8 @@ def _experiments(names: list[str], profile: str, opts: BuildOptions, echo: Echo)
     t0 = time.perf_counter()
     runner.run(names, runner.RunOptions(profile=profile, device=opts.device, results_root=opts.results,
                                         work_root=opts.work_dir, data_root=opts.data_root,
-                                        run_missing=opts.run_missing))
+                                        run_missing=opts.run_missing, dataset=opts.dataset,
+                                        confirm=opts.confirm))
     echo(f"ran {len(names)} section(s) in {time.perf_counter() - t0:.1f} s")
 
 
@@ -124,7 +128,7 @@ def _render_and_build(opts: BuildOptions, results: Results, current: list[stalen
     pages = Pages(Renderer(opts.templates), results, current, results_label=str(opts.results))
     rendered = pages.render_all()               # template errors surface here, before any file is written
     staging = site.stage(opts.site_dir, opts.results, list(results.manifests), [SUMMARY, BENCHMARK],
-                         rendered, pages.nav())
+                         rendered, pages.nav(), shown=results.shown)
     try:
         site.build(staging)
         problems = checks.check_site(staging.site)

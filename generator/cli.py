@@ -1,33 +1,51 @@
 """Command line: `build-site [options]` (= `python -m generator build [options]`)."""
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import click
 
 from experiments.cli import run_click
+from experiments.cli_options import (confirm_full_on_cpu, data_root_option, dataset_option, device_option,
+                                     profile_option, version_option, work_dir_option, yes_option)
 from experiments.errors import UserError
+from experiments.pipeline import destination
 from experiments.pipeline.runner import check_output_folder
 from generator import build as pipeline
-from generator import TEMPLATES_DIR, archive, checks, lock, preview, site, unpack
+from experiments.pipeline import archive
+from generator import TEMPLATES_DIR, checks, lock, preview, site, unpack
 
 PATH = click.Path(path_type=Path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@version_option
 def cli() -> None:
     """Build the writeup website from the section results."""
 
 
-@cli.command("build")
-@click.option("--results", default=Path("docs/results"), show_default=True, type=PATH,
-              help="Results folder (one subfolder per section).")
+class BuildCommand(click.Command):
+    """`build` is what `build-site` runs without a subcommand: its usage names the others too."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        program = ctx.find_root().info_name
+        others = "|".join(name for name in cli.commands if name != self.name)
+        formatter.write_usage(program, f"[{self.name}] [OPTIONS]")
+        formatter.write_usage(program, f"{{{others}}} [ARGS]...", prefix="       ")
+
+
+@cli.command("build", cls=BuildCommand)
+@click.option("--results", default=None, type=PATH,
+              help="Results folder to build from (one subfolder per section). Default: docs/results for MNIST "
+                   "in the full profile, results/<dataset>-<profile> when --dataset or --profile names another.")
 @click.option("--site-dir", default=Path("site"), show_default=True, type=PATH, help="Where the site goes.")
-@click.option("--profile", default=None, help="Profile to compare against and rerun in (default: as recorded).")
-@click.option("--device", default="auto", show_default=True, help="Device for reruns: auto, cpu or cuda.")
-@click.option("--data-root", default=None, type=PATH, help="MNIST root for reruns (default: $FUNDIFF_DATA_ROOT).")
-@click.option("--work-dir", default=Path(".work"), show_default=True, type=PATH, help="Checkpoints for reruns.")
+@profile_option
+@dataset_option
+@device_option
+@data_root_option
+@work_dir_option
 @click.option("--status", "status_only", is_flag=True, help="List every section as fresh, stale (why) or missing.")
 @click.option("--rerun", multiple=True, metavar="SECTION",
               help="Rerun SECTION, then rebuild (repeatable; `all`, or `stale` for everything out of date).")
@@ -39,9 +57,12 @@ def cli() -> None:
 @click.option("--templates", default=TEMPLATES_DIR, type=PATH, hidden=True, help="Jinja templates folder.")
 @click.option("--allow-outside", is_flag=True,
               help="Allow a --site-dir outside the project folder (also: FUNDIFF_ALLOW_OUTSIDE=1).")
-def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, data_root: Path | None,
-              work_dir: Path, status_only: bool, rerun: tuple[str, ...], dry_run: bool, run_missing: bool,
-              serve: bool, dev_addr: str, publish: bool, templates: Path, allow_outside: bool) -> None:
+@yes_option
+@version_option
+def build_cmd(results: Path | None, site_dir: Path, profile: str | None, dataset: str | None, device: str,
+              data_root: Path | None, work_dir: Path, status_only: bool, rerun: tuple[str, ...], dry_run: bool,
+              run_missing: bool, serve: bool, dev_addr: str, publish: bool, templates: Path, allow_outside: bool,
+              yes: bool) -> None:
     """Render a page per section from its results and build the MkDocs site into --site-dir.
 
     Also: `build-site check [SITE]` (links, images, alt text of a built site),
@@ -51,9 +72,11 @@ def build_cmd(results: Path, site_dir: Path, profile: str | None, device: str, d
     """
     if serve:
         site.check_dev_addr(dev_addr)            # before anything runs
-    opts = pipeline.BuildOptions(results=results, site_dir=site_dir, profile=profile, device=device,
+    target = destination.resolve(results, dataset, profile)
+    opts = pipeline.BuildOptions(results=target.results, site_dir=site_dir, profile=profile, device=device,
                                  data_root=data_root, work_dir=work_dir, rerun=rerun, run_missing=run_missing,
-                                 dry_run=dry_run, templates=templates, allow_outside=allow_outside)
+                                 dry_run=dry_run, templates=templates, allow_outside=allow_outside,
+                                 dataset=target.dataset, confirm=functools.partial(confirm_full_on_cpu, yes=yes))
     if status_only:
         for line in pipeline.status_lines(opts):
             click.echo(line)
@@ -94,14 +117,17 @@ def archive_cmd(sources: tuple[str, ...], results: Path, allow_outside: bool) ->
 @click.option("--site-dir", default=Path("site"), show_default=True, type=PATH,
               help="The site of this tree: a build-site running on it holds the same lock.")
 @click.option("--allow-outside", is_flag=True, help="Allow a --site-dir outside the project folder.")
-def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path, allow_outside: bool) -> None:
-    """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU lease): every
+@click.option("--replace", is_flag=True,
+              help="Take results of another dataset or profile than those in --results (theirs are archived first).")
+def unpack_cmd(tarball: Path, results: Path, only: tuple[str, ...], site_dir: Path, allow_outside: bool,
+               replace: bool) -> None:
+    """Swap in the section results of a TARBALL packed on another machine (e.g. a GPU job): every
     member and manifest is checked first, the replaced runs' manifests are archived, summary.json is
     rewritten."""
     check_output_folder(results, "results folder", allow_outside)
     site.check_site_dir(site_dir, allow_outside)  # its lock file goes beside it
     with lock.acquire(site_dir):                 # not while a build reads these results
-        done = unpack.unpack(tarball, results, only)
+        done = unpack.unpack(tarball, results, only, replace)
     for item in done:
         kept = f"; the previous run's manifest is in {item.archived}" if item.archived else ""
         click.echo(f"unpacked {item.section} ({item.run_id}){kept}")
@@ -122,7 +148,8 @@ def check_cmd(site_dir: Path) -> None:
 
 @cli.command("screenshot")
 @click.argument("site_dir", type=PATH, default=Path("site"))
-@click.option("--out", default=Path("docs/assets/screenshot.png"), show_default=True, type=PATH)
+@click.option("--out", default=Path("docs/assets/screenshot.png"), show_default=True, type=PATH,
+              help="Where the PNG goes.")
 def screenshot_cmd(site_dir: Path, out: Path) -> None:
     """Take a PNG of the built site's index page with headless chromium (for the README)."""
     path = preview.screenshot(site_dir, out)

@@ -1,6 +1,6 @@
 """How far an FID moves while the model stays the same: pairs of FIDs that the committed results
 already hold and that differ in one thing only (the starting noise, the process, the training run),
-and the better recipe's models trained again in archived earlier runs (generator/archive.py).
+and the better recipe's models trained again in archived earlier runs (experiments/pipeline/archive.py).
 
 No section measures this on purpose; the pairs fall out of sections that sample the same weights
 (their manifests record the fingerprint of the weights they loaded) or train the same recipe. A pair
@@ -86,7 +86,7 @@ def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]
         how = ("with the same models in lockstep: only the GPU's non-determinism differs"
                if len({tuple(fids) for _, fids in trained}) == 1 else
                "beside other models in lockstep, which changes its random draws")
-        rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another lease {how})",
+        rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another GPU job {how})",
                              f"{name}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
                              f"{current['config']['samples']:,} digits",
                              tuple(zip(labels([m for m, _ in trained]), (fids[name] for _, fids in trained)))))

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.core.data import DEFAULT_DATASET, Dataset, dataset_of, get_dataset
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
-from generator.archive import load_archive
+from experiments.pipeline.archive import load_archive
 from generator.resultfiles import check_files
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
@@ -29,13 +30,26 @@ TABLE_FIELDS = ("title", "columns", "rows")
 @dataclass(frozen=True)
 class Results:
     """Every manifest found (section name -> dict) plus the optional summary and benchmark, and the
-    archived manifests of earlier runs (section name -> oldest first; see generator/archive.py)."""
+    archived manifests of earlier runs (section name -> oldest first; see experiments/pipeline/archive.py)."""
 
     root: Path
     manifests: dict[str, dict]
     summary: dict | None
     benchmark: dict | None
     archive: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset most of the results were made on (MNIST when there are none)."""
+        names = [dataset_of(m) for m in self.manifests.values()]
+        return get_dataset(max(set(names), key=names.count) if names else DEFAULT_DATASET)
+
+    @property
+    def shown(self) -> str:
+        """What the pages show, for their header: 'MNIST', or 'Fashion-MNIST, quick profile'."""
+        profiles = [m["profile"] for m in self.manifests.values()]
+        profile = max(set(profiles), key=profiles.count) if profiles else "full"
+        return self.dataset.title + ("" if profile == "full" else f", {profile} profile")
 
 
 def check_manifest(path: Path, m: dict) -> None:

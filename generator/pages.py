@@ -120,7 +120,7 @@ def writeup_run(summary: dict) -> dict[str, str | None]:
 
 def headline_rows(summary: dict | None) -> list[Row]:
     """The summary's numbers; the whole-writeup wall time says which run (device, commit, jobs) it was."""
-    rows = labelled(summary, HEADLINES, skip=tuple(PROVENANCE) + WRITEUP_DETAILS + ("profile",))
+    rows = labelled(summary, HEADLINES, skip=tuple(PROVENANCE) + WRITEUP_DETAILS + ("profile", "dataset"))
     if not summary or not summary.get("writeup_git_commit"):
         return rows
     run = writeup_run(summary)
@@ -222,6 +222,7 @@ class Pages:
     def common(self, page: str) -> dict[str, Any]:
         manifests = list(self.results.manifests.values())
         return {"page": page, "results_label": self.results_label, "parts": registry.PARTS,
+                "dataset": self.results.dataset, "shown": self.results.shown,
                 "profiles": sorted({m["profile"] for m in manifests}),
                 "devices": sorted({m["device"] for m in manifests}),
                 "commits": sorted({m["git_commit"] for m in manifests}),

@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from experiments.errors import UserError
-from generator.tarsafe import MAX_FILE_BYTES, regular_file
+from experiments.pipeline.results import regular_file
+from generator.tarsafe import MAX_FILE_BYTES
 
 IMAGE_FORMATS = ("PNG", "GIF")
 MAX_PIXELS = 2**25                   # per frame: the largest figure here is about 2,000 x 2,000

@@ -22,7 +22,7 @@ import yaml
 from experiments.errors import UserError
 from experiments.pipeline.results import FIGURE_DATA_SUFFIX, load_manifest, swap_in
 from generator import MKDOCS_YML, PROJECT_ROOT, STATIC_DOCS
-from generator.tarsafe import regular_file
+from experiments.pipeline.results import regular_file
 
 WORK_NAME = ".build-site"     # beside site/: staging trees, on the same filesystem for an atomic swap
 MARKER = ".fundiff-site"      # in every site build-site makes: only such a folder is ever replaced
@@ -132,8 +132,9 @@ def _result_files(results_root: Path, name: str) -> list[str]:
 
 
 def stage(site_dir: Path, results_root: Path, sections: list[str], extra_files: list[str],
-          pages: dict[str, str], nav: list[Any]) -> Staging:
-    """A complete docs tree for MkDocs: the project's docs/ (minus results), the results, the pages."""
+          pages: dict[str, str], nav: list[Any], shown: str | None = None) -> Staging:
+    """A complete docs tree for MkDocs: the project's docs/ (minus results), the results, the pages;
+    `shown` (e.g. 'Fashion-MNIST, quick profile') joins the site name in every page's header and title."""
     root = work_root(site_dir) / f"stage-{uuid.uuid4().hex[:8]}"
     docs = root / "docs"
     shutil.copytree(STATIC_DOCS, docs, ignore=shutil.ignore_patterns("results", ".*"))
@@ -149,9 +150,11 @@ def stage(site_dir: Path, results_root: Path, sections: list[str], extra_files: 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     config = root / "mkdocs.yml"
-    config.write_text(yaml.safe_dump({"INHERIT": str(MKDOCS_YML), "docs_dir": str(docs),
-                                      "site_dir": str(root / "site"), "nav": nav},
-                                     sort_keys=False, allow_unicode=True), encoding="utf-8")
+    settings = {"INHERIT": str(MKDOCS_YML), "docs_dir": str(docs), "site_dir": str(root / "site"), "nav": nav}
+    if shown:
+        site_name = yaml.safe_load(MKDOCS_YML.read_text(encoding="utf-8"))["site_name"]
+        settings["site_name"] = f"{site_name} · {shown}"
+    config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return Staging(root, docs, config, root / "site")
 
 

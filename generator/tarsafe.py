@@ -10,7 +10,6 @@ caller's rule (generator/unpack.py).
 from __future__ import annotations
 
 import os
-import stat
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,18 +22,6 @@ MAX_FILE_BYTES = 32 * 2**20       # the largest committed result is under 1 MB (
 MAX_TOTAL_BYTES = 128 * 2**20     # a whole full-profile writeup is about 16 MB
 MAX_MEMBERS = 20_000
 MAX_JSON_BYTES = 8 * 2**20        # a manifest read while checking (they are a few KB)
-
-
-def regular_file(path: Path) -> None:
-    """Refuse anything but a regular file: a link could point at any file of the machine."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing") from None
-    if stat.S_ISLNK(mode):
-        raise UserError(f"{path} is a link; results files are never links")
-    if not stat.S_ISREG(mode):
-        raise UserError(f"{path} is not a regular file")
 
 
 @dataclass(frozen=True)

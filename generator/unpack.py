@@ -1,4 +1,4 @@
-"""Bring results packed on another machine (a GPU lease) into the results folder, losing nothing.
+"""Bring results packed on another machine (a GPU job) into the results folder, losing nothing.
 
 `scripts/gpu_full_run.sh`, `gpu_rerun.sh` and `python -m experiments writeup --pack` leave a tarball of
 section folders (under one top folder or none). The tarball is never trusted: every member is checked
@@ -18,11 +18,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.pipeline import registry
+from experiments.core.data import dataset_of
+from experiments.pipeline import destination, registry
 from experiments.errors import UserError
 from experiments.pipeline.results import MANIFEST, load_manifest, load_results_json, run_tag, swap_in, writing
 from experiments.pipeline.summary import write_summary
-from generator.archive import ARCHIVE, archive
+from experiments.pipeline.archive import ARCHIVE, archive
 from generator.inputs import BENCHMARK, SUMMARY, check_manifest
 from generator.tarsafe import Member, read_members, write_members
 
@@ -104,8 +105,9 @@ def _previous_run(results: Path, name: str) -> str | None:
     return (manifest or {}).get("run_id")
 
 
-def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unpacked]:
-    """Swap the tarball's section folders (or only those named) into `results`; returns what changed."""
+def unpack(tarball: Path, results: Path, only: tuple[str, ...] = (), replace: bool = False) -> list[Unpacked]:
+    """Swap the tarball's section folders (or only those named) into `results`; returns what changed.
+    Results of another dataset or profile than those in `results` are refused unless `replace`."""
     results, tarball = Path(results), Path(tarball)
     names = {s.name for s in registry.all_sections()}
     unknown = [name for name in only if name not in names]
@@ -128,14 +130,15 @@ def unpack(tarball: Path, results: Path, only: tuple[str, ...] = ()) -> list[Unp
         staging.mkdir()
         try:
             write_members(tarball, wanted, staging)
-            done = _swap_in(tarball, staging.joinpath(*layout.top), results, chosen, takes)
+            done = _swap_in(tarball, staging.joinpath(*layout.top), results, chosen, takes, replace)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         write_summary(results)
     return done
 
 
-def _swap_in(tarball: Path, top: Path, results: Path, chosen: list[str], takes: list[str]) -> list[Unpacked]:
+def _swap_in(tarball: Path, top: Path, results: Path, chosen: list[str], takes: list[str],
+             replace: bool) -> list[Unpacked]:
     manifests, previous_runs = {}, {}
     for name in chosen:                           # check them all before anything is replaced
         (top / name).mkdir(parents=True, exist_ok=True)
@@ -145,6 +148,8 @@ def _swap_in(tarball: Path, top: Path, results: Path, chosen: list[str], takes: 
         check_manifest(top / name / MANIFEST, manifest)
         manifests[name] = manifest
         previous_runs[name] = _previous_run(results, name)
+    for dataset, profile in sorted({(dataset_of(m), m["profile"]) for m in manifests.values()}):
+        destination.check(results, dataset, profile, replace)
     for file in takes:
         load_results_json(top / file)             # corrupt JSON is refused before anything is replaced
     done = []

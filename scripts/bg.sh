@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a long job on the GPU machine across several device calls (each call is limited to 10 minutes).
+# Run a long job on the GPU machine across several commands, each of which may run at most 10 minutes.
 #   scripts/bg.sh start 'COMMAND'   start COMMAND in its own process session (it survives the call)
 #   scripts/bg.sh wait [SECONDS]    wait until it ends or SECONDS pass (default 570), then show its log
 # The job logs to .work/bg.log (git-ignored, so the device tool keeps it between calls) and writes

@@ -4,11 +4,11 @@
 #   FUNDIFF_GIT_COMMIT=<commit> [SKIP="sections"] [KEEP_WEIGHTS="sections"] [BENCHMARK=0] \
 #     scripts/gpu_full_run.sh OUT_TARBALL [JOBS]
 # A copy of the tree has no .git: FUNDIFF_GIT_COMMIT names the commit that runs (provenance).
-# A full writeup outlasts one 30-minute GPU lease, so it can be split: SKIP leaves sections (and their
-# dependants) to a second lease, and KEEP_WEIGHTS packs the final weights of the sections that the
-# second lease loads (e.g. classifier, about 2 MB) into OUT_TARBALL's folder as weights.tar.gz.
-# Unpack that under .work/full/ here and carry it to the second lease (scripts/gpu_rerun.sh "" "SKIPPED"):
-# the same weight files, so the results stay consistent with the first lease's.
+# A full writeup outlasts one GPU job limited to 30 minutes, so it can be split: SKIP leaves sections (and their
+# dependants) to a second job, and KEEP_WEIGHTS packs the final weights of the sections that the
+# second job loads (e.g. classifier, about 2 MB) into OUT_TARBALL's folder as weights.tar.gz.
+# Unpack that under .work/full/ here and carry it to the second job (scripts/gpu_rerun.sh "" "SKIPPED"):
+# the same weight files, so the results stay consistent with the first job's.
 # JOBS sections run side by side on the one GPU (default 4); the benchmark runs alone afterwards,
 # so its timings are not shared with anything else.
 # Results go to .work/results (git-ignored), never to docs/results: the device tool copies the
@@ -33,7 +33,7 @@ python3 -m experiments writeup --profile full --device cuda --keep-going --jobs 
   --work-dir .work --estimates docs/results "${skip_args[@]}"   # a fresh machine has no run.json to order by
 # KEEP_WEIGHTS: each section's model.json and final weights (and the packed results so far) in OUT's folder
 [ -n "${KEEP_WEIGHTS:-}" ] && scripts/snapshot.sh "$(dirname "$out")"
-if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second lease (it needs the classifier)
+if [ "${BENCHMARK:-1}" != 0 ]; then   # BENCHMARK=0: leave it to the second job (it needs the classifier)
   python3 -m experiments.benchmark --device cuda --quality .work/full --out "$results/benchmark.json" \
     --data-root "${FUNDIFF_DATA_ROOT:-}"
 fi

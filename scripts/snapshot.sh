@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# What a long GPU job has finished so far, packed into OUTDIR (the device tool's $OUT), so that a lease
-# that ends before the job does (30 minutes held, or the device budget spent) still brings it back.
+# What a long GPU job has finished so far, packed into OUTDIR, so that a GPU job with a time limit
+# that ends before the work does still brings back what it finished.
 # Usage (repo root, at the end of every `scripts/bg.sh wait` call):
 #   [KEEP_WEIGHTS="sections"] scripts/snapshot.sh OUTDIR
 # OUTDIR/partial.tar.gz: the finished sections of .work/results, packed like the final tarball
 # (`build-site unpack` takes it; unfinished sections are simply absent), and OUTDIR/gpu-usage.csv, the
 # GPU utilisation trace, when gpu_full_run.sh is running. OUTDIR/weights.tar.gz: the
 # final weights of the KEEP_WEIGHTS sections trained so far, as gpu_full_run.sh packs them, so the
-# sections left over can run in a later lease on the same weights.
+# sections left over can run in a later GPU job on the same weights.
 set -uo pipefail
 outdir=${1:?usage: scripts/snapshot.sh OUTDIR}
 mkdir -p "$outdir"

@@ -260,7 +260,7 @@ def test_an_archived_run_stays_on_the_pages_after_a_rerun(tree):
     assert f"commit {old['git_commit'][:7]}, {old['started_at'][:10]}" in better
     assert f"{row[0]}: 123.25 (" in better                             # this page's row
     evaluation = " ".join(unescape((tree.site / "evaluation" / "evaluation" / "index.html").read_text()).split())
-    assert "the training run (same recipe and seed, trained again in another lease with the same models" in evaluation
+    assert "the training run (same recipe and seed, trained again in another GPU job with the same models" in evaluation
     assert f"(commit {old['git_commit'][:7]}); " in evaluation and "(commit fffffff)" in evaluation
 
 
@@ -281,12 +281,12 @@ def packed(tree: Tree, tmp_path: Path, edits: dict[str, dict]) -> Path:
     changed (key -> value), as if they had been rerun on a GPU machine."""
     from experiments.pipeline.writeup import pack
 
-    staging = tmp_path / "lease" / "results"
+    staging = tmp_path / "gpu-job" / "results"
     for name, changes in edits.items():
         shutil.copytree(tree.results / name, staging / name)
         path = staging / name / "manifest.json"
         path.write_text(json.dumps(json.loads(path.read_text()) | changes) if changes is not None else "{broken")
-    return pack(staging, tmp_path / "lease.tar.gz")
+    return pack(staging, tmp_path / "gpu-job.tar.gz")
 
 
 def unpack_args(tree: Tree, tarball: Path, *extra: str) -> list[str]:

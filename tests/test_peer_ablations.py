@@ -438,7 +438,7 @@ def test_plan_checks_only_the_direct_dependencies(quick_run, tmp_path):
     opts = RunOptions(profile="quick", results_root=quick_run.results, work_root=work)
     assert [s.name for s in plan(["better-recipe"], opts)] == ["better-recipe"]
     shutil.rmtree(work / "quick" / "classifier")           # a direct dependency's weights: reported
-    with pytest.raises(UserError, match="missing results for classifier"):
+    with pytest.raises(UserError, match="weights missing: rerun classifier first"):
         plan(["better-recipe"], opts)
     # a missing dependency that must run brings the checks of its own dependencies with it
     again = RunOptions(profile="quick", results_root=quick_run.results, work_root=work, run_missing=True)

@@ -41,8 +41,16 @@ def snapshot(root: Path, hidden: bool = True) -> dict[str, bytes]:
             if p.is_file() and (hidden or not any(part.startswith(".") for part in p.relative_to(root).parts))}
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action. A shell that starts pytest in the background (without job
+    control) makes it ignore SIGINT, and children inherit that, so the run would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """`python -m experiments run ...` in a subprocess whose stderr is read line by line."""
+
+    started: list["Run"] = []           # every run of the current test, stopped at its end (no_leftover_runs)
 
     def __init__(self, args: list[str], pause: str | None = None):
         env = {**os.environ}
@@ -51,7 +59,8 @@ class Run:
             env["FUNDIFF_TEST_PAUSE_AT"] = pause
         self.proc = subprocess.Popen([sys.executable, "-m", "experiments", "run", *args, "--no-progress"],
                                      cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, preexec_fn=_default_sigint)
+        Run.started.append(self)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -84,6 +93,17 @@ class Run:
         while (line := self.lines.get(timeout=10)) is not None:
             self.stderr.append(line)
         return code, out, "".join(self.stderr)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """A failing test must not leave a paused run behind: kill whatever is still running at its end."""
+    yield
+    while Run.started:
+        proc = Run.started.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
 
 
 def folders(tmp_path: Path, data_root: Path) -> list[str]:

@@ -1,17 +1,26 @@
-"""MNIST through torchvision, loaded once into one tensor (on the training device).
+"""The datasets (MNIST, Fashion-MNIST) through torchvision, each split loaded once into one tensor.
 
 The data root is chosen by `--data-root`, else the FUNDIFF_DATA_ROOT environment variable, else a
-cache folder. torchvision's layout is expected: `<root>/MNIST/raw/*-ubyte[.gz]`. Compressed files
-are extracted on first use (the offline mirror ships only the .gz). Nothing here downloads unless
-the caller asks for it explicitly.
+cache folder. A dataset's four IDX files (`.gz` or extracted) are read from torchvision's layout
+(`<root>/MNIST/raw`, `<root>/FashionMNIST/raw`), from the data root itself when it holds them (as
+Debian's `dataset-fashion-mnist` installs them), or from the folder an OS package puts them in.
+Compressed files are extracted on first use. Nothing here downloads, except `download()`, which
+only `python -m experiments data download` calls.
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
 import gzip
+import hashlib
+import io
 import os
 import shutil
+import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -22,15 +31,82 @@ RAW_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+EVERY_FILE = RAW_FILES[True] + RAW_FILES[False]     # torchvision checks that all four exist
 _IDX_MAGIC = {"images": 2051, "labels": 2049}
 NUM_CLASSES = 10
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """One 28x28 grey-level, ten-class dataset in MNIST's IDX format."""
+
+    name: str                      # the config value: --dataset / data.dataset
+    title: str                     # how pages and messages name it
+    folder: str                    # torchvision's class and folder name under the data root
+    classes: tuple[str, ...]       # class names by label
+    item: str                      # what one image is, in captions ("digit")
+    source: str                    # where the files come from
+    system_folder: str | None = None   # where an OS package installs the four files
+
+    def class_name(self, label: int) -> str:
+        """'7' on MNIST, 'sneaker' on Fashion-MNIST."""
+        return self.classes[int(label)]
+
+    @property
+    def items(self) -> str:
+        """The plural of `item`, for captions ("digits")."""
+        return f"{self.item}s"
+
+
+DATASETS = {
+    "mnist": Dataset("mnist", "MNIST", "MNIST", tuple(str(d) for d in range(10)), "digit",
+                     "MNIST (LeCun, Cortes and Burges), through torchvision"),
+    "fashion-mnist": Dataset(
+        "fashion-mnist", "Fashion-MNIST", "FashionMNIST",
+        ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"),
+        "item", "Fashion-MNIST (Zalando Research, MIT licence), through torchvision",
+        system_folder="/usr/share/datasets/fashion-mnist"),
+}
+DEFAULT_DATASET = "mnist"
+
+
+def get_dataset(name: str) -> Dataset:
+    """The dataset called `name`; an unknown name is a one-line error with the closest match."""
+    if name in DATASETS:
+        return DATASETS[name]
+    close = difflib.get_close_matches(str(name), list(DATASETS), n=1, cutoff=0.4)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UserError(f"unknown dataset {name!r} (choose from {', '.join(DATASETS)}){hint}")
+
+
+def dataset_of(manifest: dict) -> str:
+    """The dataset a manifest's results were made on (results recorded before datasets were: MNIST)."""
+    recorded = manifest.get("dataset")
+    return recorded.get("name", DEFAULT_DATASET) if isinstance(recorded, dict) else DEFAULT_DATASET
+
+
+def dataset_flag(dataset: str) -> str:
+    """' --dataset fashion-mnist' for command hints ('' for the default dataset)."""
+    return "" if dataset == DEFAULT_DATASET else f" --dataset {dataset}"
+
+
 def default_data_root() -> Path:
+    """$FUNDIFF_DATA_ROOT, else ~/.cache/fundiff/data (where `data download` puts the files)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fundiff" / "data"
+    return _cache() / "data"
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fundiff"
+
+
+def _root(root: str | Path | None) -> Path:
+    root = Path(root).expanduser() if root else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"data root {root} is a file, not a folder")
+    return root
 
 
 @dataclass(frozen=True)
@@ -93,72 +169,160 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _prepare_raw(root: Path, train: bool) -> Path:
-    """Make sure the extracted IDX files exist; return the root torchvision should read."""
-    raw = root / "MNIST" / "raw"
-    names = RAW_FILES[train]
-    every = RAW_FILES[True] + RAW_FILES[False]   # torchvision checks all four files exist
-    missing = [n for n in names if not (raw / n).exists() and not (raw / f"{n}.gz").exists()]
-    if missing:
-        expected = ", ".join(f"{n}[.gz]" for n in names)
-        raise UserError(f"MNIST not found: expected {expected} in {raw} "
-                        f"(use --data-root or {ENV_VAR}; the offline mirror is ../shared/data)")
-    target_root = root
-    if any(not (raw / n).exists() for n in every) and not _writable(raw):
-        # A read-only mirror: extract into the cache instead of failing.
-        import hashlib
+def _has(folder: Path, names: tuple[str, ...]) -> bool:
+    return all((folder / n).exists() or (folder / f"{n}.gz").exists() for n in names)
 
-        digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        target_root = cache / "fundiff" / "extracted" / digest
-    target_raw = target_root / "MNIST" / "raw"
+
+def _candidates(root: Path, dataset: Dataset) -> list[Path]:
+    """Where a dataset's files may be, in order: torchvision's layout, the root itself, the OS package."""
+    return [root / dataset.folder / "raw", root] + ([Path(dataset.system_folder)] if dataset.system_folder else [])
+
+
+def source_folder(root: Path, dataset: Dataset, train: bool) -> Path:
+    """The folder holding the split's IDX files: torchvision's layout under the root, the root itself,
+    or the dataset's OS package folder; a one-line error says what to put where when none has them."""
+    names = RAW_FILES[train]
+    layout = root / dataset.folder / "raw"
+    for folder in _candidates(root, dataset):
+        if _has(folder, names):
+            return folder
+    expected = ", ".join(f"{n}[.gz]" for n in names)
+    raise UserError(f"{dataset.title} not found: expected {expected} in {layout} (fetch it with "
+                    f"`python -m experiments data download --dataset {dataset.name}`, or point --data-root "
+                    f"or {ENV_VAR} at a folder holding the files)")
+
+
+def _extract(src: Path, out: Path) -> None:
+    # one temporary file per process: sections running side by side may extract at the same time,
+    # and each then renames a complete copy into place (the last rename wins, same bytes)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    try:
+        if src.suffix == ".gz":
+            with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            shutil.copyfile(src, tmp)
+    except (OSError, EOFError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot extract {src}: {exc}") from None
+    os.replace(tmp, out)
+
+
+def _placeholder(out: Path) -> None:
+    """An empty IDX file for an absent split: torchvision wants all four files to exist."""
+    images = "images" in out.name
+    header = _IDX_MAGIC["images" if images else "labels"].to_bytes(4, "big") + (0).to_bytes(4, "big")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    tmp.write_bytes(header + ((28).to_bytes(4, "big") * 2 if images else b""))
+    os.replace(tmp, out)
+
+
+def prepare(root: str | Path | None, dataset: Dataset, train: bool) -> Path:
+    """Make sure the extracted IDX files exist; return the root torchvision should read.
+
+    Files in torchvision's layout are extracted in place when the folder is writable; any other
+    folder (a read-only mirror, a flat folder of four files) is extracted into the cache."""
+    root = _root(root)
+    raw = source_folder(root, dataset, train)
+    target_root = root
+    in_layout = raw == root / dataset.folder / "raw"
+    if not in_layout or (any(not (raw / n).exists() for n in EVERY_FILE) and not _writable(raw)):
+        digest = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:10]
+        target_root = _cache() / "extracted" / digest
+    target_raw = target_root / dataset.folder / "raw"
     target_raw.mkdir(parents=True, exist_ok=True)
-    for name in every:
+    for name in EVERY_FILE:
         out = target_raw / name
         if out.exists():
             continue
         src = raw / name if (raw / name).exists() else raw / f"{name}.gz"
-        if not src.exists():
-            # the other split is absent: torchvision still wants a file there, so leave an empty IDX
-            kind_magic = _IDX_MAGIC["images" if "images" in name else "labels"]
-            header = kind_magic.to_bytes(4, "big") + (0).to_bytes(4, "big")
-            tmp = out.with_name(f"{name}.{os.getpid()}.partial")
-            tmp.write_bytes(header + ((28).to_bytes(4, "big") * 2 if "images" in name else b""))
-            os.replace(tmp, out)
-            continue
-        # one temporary file per process: sections running side by side may extract at the same time,
-        # and each then renames a complete copy into place (the last rename wins, same bytes)
-        tmp = out.with_name(f"{name}.{os.getpid()}.partial")
-        try:
-            if src.suffix == ".gz":
-                with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-            else:
-                shutil.copyfile(src, tmp)
-        except (OSError, EOFError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot extract {src}: {exc}") from None
-        os.replace(tmp, out)
-    for name, kind in zip(names, ("images", "labels")):
+        _extract(src, out) if src.exists() else _placeholder(out)
+    for name, kind in zip(RAW_FILES[train], ("images", "labels")):
         _check_idx(target_raw / name, kind)
     return target_root
 
 
-def load_split(root: str | Path | None, train: bool, limit: int = 0,
-               device: torch.device | str = "cpu") -> Split:
-    """Load the MNIST train or test split as one tensor pair on `device` (first `limit` digits)."""
-    from torchvision.datasets import MNIST
+def load_split(root: str | Path | None, train: bool, limit: int = 0, device: torch.device | str = "cpu",
+               dataset: str = DEFAULT_DATASET) -> Split:
+    """Load a dataset's train or test split as one tensor pair on `device` (its first `limit` images)."""
+    import torchvision.datasets
 
-    root = Path(root).expanduser() if root else default_data_root()
-    if root.exists() and not root.is_dir():
-        raise UserError(f"data root {root} is a file, not a folder")
-    torchvision_root = _prepare_raw(root, train)
+    data = get_dataset(dataset)
+    torchvision_root = prepare(root, data, train)
     try:
-        dataset = MNIST(str(torchvision_root), train=train, download=False)
+        loaded = getattr(torchvision.datasets, data.folder)(str(torchvision_root), train=train, download=False)
     except (RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot read MNIST under {torchvision_root}: {str(exc).splitlines()[0]}") from None
-    images = dataset.data.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28) in [0, 1]
-    labels = dataset.targets.long()
-    _check_labels(labels, torchvision_root / "MNIST" / "raw" / RAW_FILES[train][1])
-    split = Split(images, labels).head(limit)
-    return split.to(device)
+        raise UserError(f"cannot read {data.title} under {torchvision_root}: {str(exc).splitlines()[0]}") from None
+    images = loaded.data.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28) in [0, 1]
+    labels = loaded.targets.long()
+    _check_labels(labels, torchvision_root / data.folder / "raw" / RAW_FILES[train][1])
+    return Split(images, labels).head(limit).to(device)
+
+
+def data_fingerprint(root: str | Path | None, dataset: str = DEFAULT_DATASET) -> str:
+    """sha256 (16 hex digits) of the dataset's IDX files as they are read (extracted), in a fixed order.
+
+    The same images give the same fingerprint whether they come as .gz or extracted, from a mirror or
+    a download; another subset (the offline mirror's 10,000 training digits) or dataset gives another.
+    A split that is absent counts as empty."""
+    data = get_dataset(dataset)
+    stats = []
+    for train in (True, False):
+        try:
+            raw = prepare(root, data, train) / data.folder / "raw"
+        except UserError:
+            if train:
+                continue               # a test split alone is enough for some sections
+            raise
+        stats += [(str(raw / n), (raw / n).stat().st_size, (raw / n).stat().st_mtime_ns) for n in RAW_FILES[train]]
+    return _hash_files(tuple(stats))
+
+
+@lru_cache(maxsize=8)
+def _hash_files(stats: tuple) -> str:
+    """Hash of the files named in `stats` ((path, size, mtime) each: a changed file is hashed again)."""
+    digest = hashlib.sha256()
+    for path, _size, _mtime in stats:
+        digest.update(Path(path).name.encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def download(root: str | Path | None, dataset: str = DEFAULT_DATASET) -> tuple[Path, bool]:
+    """Fetch a dataset's four files with torchvision's downloader into `<root>/<folder>/raw`.
+
+    Returns (that folder, whether anything was downloaded); files already there are kept. Offline,
+    one line says which files to put where."""
+    import torchvision.datasets
+
+    data = get_dataset(dataset)
+    root = _root(root)
+    raw = root / data.folder / "raw"
+    for folder in _candidates(root, data):
+        if _has(folder, EVERY_FILE):
+            return folder, False
+    loader = getattr(torchvision.datasets, data.folder)
+    offline = (f"cannot download {data.title}: {{why}}; put {', '.join(f'{n}.gz' for n in EVERY_FILE)} "
+               f"in {raw} by hand (or point --data-root at a folder holding them)")
+    if not any(_reachable(mirror) for mirror in loader.mirrors):
+        raise UserError(offline.format(why=f"no network connection to {urlparse(loader.mirrors[0]).hostname}"))
+    try:
+        # torchvision prints each URL on stdout; its progress bars (stderr) stay visible
+        with contextlib.redirect_stdout(io.StringIO()):
+            for train in (True, False):
+                loader(str(root), train=train, download=True)
+    except (RuntimeError, OSError) as exc:
+        raise UserError(offline.format(why=" ".join(str(exc).split())[:160])) from None
+    return raw, True

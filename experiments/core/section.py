@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from experiments.core.data import Split, load_split
+from experiments.core.data import DEFAULT_DATASET, Dataset, Split, dataset_flag, dataset_of, get_dataset, load_split
 from experiments.errors import UserError
 
 if TYPE_CHECKING:        # the writer belongs to the pipeline; sections only call its methods
@@ -33,8 +33,8 @@ class Section:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_split(root: str | None, train: bool, limit: int, device: str) -> Split:
-    return load_split(root, train=train, limit=limit, device=device)
+def _cached_split(root: str | None, train: bool, limit: int, device: str, dataset: str) -> Split:
+    return load_split(root, train=train, limit=limit, device=device, dataset=dataset)
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Context:
     compile: bool = True            # torch.compile the networks on a GPU (the fast path)
     loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
     weights_key: str = ""           # this run's checkpoint folder under the section's (pipeline/workdirs.py)
+    dataset: str = DEFAULT_DATASET  # data.dataset: every section of a results folder shares it
 
     @property
     def work_dir(self) -> Path:
@@ -63,11 +64,18 @@ class Context:
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def data(self) -> Dataset:
+        """The dataset's description: its title, class names and the word for one image."""
+        return get_dataset(self.dataset)
+
     def train_split(self, limit: int = 0) -> Split:
-        return _cached_split(str(self.data_root) if self.data_root else None, True, limit, str(self.device))
+        return _cached_split(str(self.data_root) if self.data_root else None, True, limit, str(self.device),
+                             self.dataset)
 
     def test_split(self, limit: int = 0) -> Split:
-        return _cached_split(str(self.data_root) if self.data_root else None, False, limit, str(self.device))
+        return _cached_split(str(self.data_root) if self.data_root else None, False, limit, str(self.device),
+                             self.dataset)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A fresh generator on the section's device, seeded from the run's seed (+ offset)."""
@@ -80,7 +88,9 @@ class Context:
             raise RuntimeError(f"{self.section.name} reads {section} without declaring the dependency")
         manifest = self.read_result(section, "manifest.json")
         data = manifest if file == "manifest.json" else self.read_result(section, file)
-        if manifest is None or manifest.get("profile") != self.profile or data is None:
-            raise UserError(f"{self.section.name} needs results of {section!r} (profile {self.profile}): "
-                            f"run `python -m experiments run {section} --profile {self.profile}`")
+        if manifest is None or manifest.get("profile") != self.profile or data is None \
+                or dataset_of(manifest) != self.dataset:
+            raise UserError(f"{self.section.name} needs results of {section!r} ({self.data.title}, profile "
+                            f"{self.profile}): run `python -m experiments run {section} --profile {self.profile}"
+                            f"{dataset_flag(self.dataset)}`")
         return data

@@ -14,11 +14,12 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from experiments.errors import UserError
 from experiments.pipeline import locking
@@ -160,14 +161,17 @@ class ResultWriter:
         write_json_atomic(self.path(file), data)
 
     # ---- finishing -----------------------------------------------------------------------
-    def commit(self, manifest: dict) -> Path:
-        """Write the manifest, then replace the previous results folder in one atomic swap."""
+    def commit(self, manifest: dict, before_swap: Callable[[], Any] | None = None) -> Path:
+        """Write the manifest, then replace the previous results folder in one atomic swap (`before_swap`
+        runs just before it, e.g. to archive the manifest being replaced)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         files = sorted(p.name for p in self.dir.iterdir() if p.is_file() and p.name != MANIFEST)
         manifest = {"schema": SCHEMA_VERSION, **manifest, "figures": self.figures, "tables": self.tables,
                     "metrics": self.metrics, "series": self.series, "notes": self.notes, "files": files}
         write_json_atomic(self.dir / MANIFEST, manifest)
         pause_at("writing", self.section)   # test hook (no-op unless set)
+        if before_swap is not None:
+            before_swap()
         swap_in(self.dir, self.final_dir, self.results_root / f".old-{self.section}-{self.tag}")
         return self.final_dir
 
@@ -224,6 +228,18 @@ def recover(results_root: Path) -> None:
 
 # Names read from results files that end up in a path: letters, digits, '.', '_', '+', '-', no leading dot.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def regular_file(path: Path) -> None:
+    """Refuse anything but a regular file: a link could point at any file of the machine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing") from None
+    if stat.S_ISLNK(mode):
+        raise UserError(f"{path} is a link; results files are never links")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path} is not a regular file")
 
 
 def safe_name(name: Any) -> bool:

@@ -4,15 +4,18 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from experiments.core import checkpoints
-from experiments.pipeline import fingerprint, provenance, registry, workdirs
+from experiments.core.data import DEFAULT_DATASET, data_fingerprint, dataset_flag, dataset_of, get_dataset
+from experiments.pipeline import destination, fingerprint, provenance, registry, workdirs
+from experiments.pipeline.archive import archive_previous
+from experiments.pipeline.cpu import use_cpu_threads
 from experiments.pipeline.summary import write_summary
 from experiments.core.config import check_seed, config_hash, override, to_dict, validate
 from experiments.core.section import Context
@@ -35,6 +38,16 @@ class RunOptions:
     run_missing: bool = False
     show_progress: bool = True
     allow_outside: bool = False     # write --out / --work-dir outside the project (or FUNDIFF_ALLOW_OUTSIDE=1)
+    dataset: str = DEFAULT_DATASET  # data.dataset: every section of the run reads it
+    replace: bool = False           # may replace results of another dataset or profile (destination.check)
+    # asked (section names, profile, device) once the run is checked and planned, before any compute:
+    # the command line's "this takes hours on the CPU, start it?" (it raises to stop)
+    confirm: Callable[[list[str], str, torch.device], None] | None = field(default=None, compare=False)
+
+    @property
+    def work_dir(self) -> Path:
+        """Checkpoints of this run's dataset and profile."""
+        return destination.work_folder(self.work_root, self.dataset, self.profile)
 
 
 ALLOW_OUTSIDE_ENV = "FUNDIFF_ALLOW_OUTSIDE"
@@ -84,14 +97,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def is_available(section: str, opts: RunOptions) -> bool:
-    """Results exist in this profile (and, for model-training sections, their weights too)."""
+def has_results(section: str, opts: RunOptions) -> bool:
+    """Results exist in this profile and dataset."""
     manifest = load_manifest(opts.results_root, section)
-    if manifest is None or manifest.get("profile") != opts.profile:
+    return manifest is not None and manifest.get("profile") == opts.profile and dataset_of(manifest) == opts.dataset
+
+
+def is_available(section: str, opts: RunOptions) -> bool:
+    """Results exist in this profile and dataset (and, for model-training sections, their weights too)."""
+    if not has_results(section, opts):
         return False
+    manifest = load_manifest(opts.results_root, section)
     needs_weights = manifest.get("trains_model", False)
-    return not needs_weights or checkpoints.has_model(opts.work_root / opts.profile, section,
-                                                      manifest.get("weights_key"))
+    return not needs_weights or checkpoints.has_model(opts.work_dir, section, manifest.get("weights_key"))
 
 
 def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
@@ -109,9 +127,13 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
             seen.add(dep)
     if missing and not opts.run_missing:
         uniq = list(dict.fromkeys(missing))
-        raise UserError(f"missing results for {', '.join(uniq)} (profile {opts.profile}): run "
-                        f"`python -m experiments run {' '.join(uniq)} --profile {opts.profile}` "
-                        f"or add --run-missing")
+        command = (f"`python -m experiments run {' '.join(uniq)} --profile {opts.profile}"
+                   f"{dataset_flag(opts.dataset)}`")
+        if all(has_results(name, opts) for name in uniq):      # the results are there, the weights are not
+            raise UserError(f"weights missing: rerun {', '.join(uniq)} first ({command}; no trained model in "
+                            f"{opts.work_dir}) or add --run-missing")
+        raise UserError(f"missing results for {', '.join(uniq)} ({get_dataset(opts.dataset).title}, profile "
+                        f"{opts.profile}): run {command} or add --run-missing")
     wanted = set(missing) | chosen_names
     # topological() adds every upstream section; keep only those asked for or missing
     return [s for s in registry.topological(list(dict.fromkeys(missing)) + [s.name for s in chosen])
@@ -122,9 +144,9 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
     cfg = section_config(section, opts.profile, overrides)
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
-    key = workdirs.RunKey(section.name, opts.profile, opts.seed, to_dict(cfg), workdirs.data_fingerprint(opts.data_root))
+    key = workdirs.RunKey(section.name, opts.profile, opts.seed, to_dict(cfg), workdirs.data_fingerprint(opts.data_root, opts.dataset))
     ctx = Context(section=section, cfg=cfg, profile=opts.profile, device=device, seed=opts.seed,
-                  work_root=opts.work_root / opts.profile, data_root=opts.data_root, out=writer,
+                  work_root=opts.work_dir, data_root=opts.data_root, out=writer, dataset=opts.dataset,
                   read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
                   show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0",
                   weights_key=key.digest)
@@ -152,11 +174,23 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "weights_fingerprint": checkpoints.fingerprint(ctx.work_root, section.name, key.digest),
             "weights_key": key.digest,
             "loaded_weights": ctx.loaded_weights,
+            "dataset": dataset_record(opts),
         }
-        return writer.commit(manifest)
+        return writer.commit(manifest, before_swap=lambda: archive_previous(opts.results_root, section.name))
     except BaseException:
         writer.abort()
         raise
+
+
+def dataset_record(opts: RunOptions) -> dict:
+    """What a manifest says about its data: the dataset, its class names and a fingerprint of its files."""
+    data = get_dataset(opts.dataset)
+    try:
+        fingerprint_ = data_fingerprint(opts.data_root, opts.dataset)
+    except UserError:
+        fingerprint_ = None                   # a section that read no data, where there is none
+    return {"name": data.name, "title": data.title, "classes": list(data.classes), "item": data.item,
+            "fingerprint": fingerprint_}
 
 
 def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[registry.Section], dict]:
@@ -165,6 +199,7 @@ def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[regi
     check_output_folder(opts.work_root, "work folder", opts.allow_outside)
     check_seed(opts.seed)
     device = resolve_device(opts.device)
+    get_dataset(opts.dataset)           # an unknown dataset fails before anything else
     for s in registry.resolve(names):   # a bad value is reported before missing dependencies
         section_config(s, opts.profile, opts.overrides)
     sections = plan(names, opts)
@@ -173,6 +208,8 @@ def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[regi
     per_section = {s.name: (opts.overrides if s.name in named else None) for s in sections}
     for s in sections:  # validate every config before spending any compute
         section_config(s, opts.profile, per_section[s.name])
+    destination.check(opts.results_root, opts.dataset, opts.profile, opts.replace)
+    use_cpu_threads(device)
     try:
         opts.results_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -182,6 +219,8 @@ def prepare(names: list[str], opts: RunOptions) -> tuple[torch.device, list[regi
 
 def run(names: list[str], opts: RunOptions) -> list[Path]:
     device, sections, per_section = prepare(names, opts)
+    if opts.confirm is not None:
+        opts.confirm([s.name for s in sections], opts.profile, device)
     with writing(opts.results_root):          # one run per results folder; tidies killed runs' leftovers
         paths = [run_one(s, opts, device, per_section[s.name]) for s in sections]
         write_summary(opts.results_root)      # headline numbers of whatever has run: summary.json

@@ -2,9 +2,9 @@
 
 Every number is read from a section manifest through `METRICS`, the one table that says where each
 summary key comes from; add a row there to publish another number. Provenance (device, profile, git
-commit) comes from the evaluation's manifest (or the first one found). Keys from an optional
-`<results_root>/run.json` (e.g. the lead's `writeup_wall_s`) are merged in without overriding a
-measured value.
+commit, dataset and its class names) comes from the evaluation's manifest (or the first one found).
+Keys from an optional `<results_root>/run.json` (e.g. the lead's `writeup_wall_s`) are merged in
+without overriding a measured value.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.core.data import dataset_of, get_dataset
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, write_json_atomic
 
@@ -69,12 +70,13 @@ def build_summary(results_root: Path) -> dict:
     source = manifests.get(PROVENANCE_FROM) or next(iter(manifests.values()), {})
     profile = source.get("profile")
     summary: dict[str, Any] = {"schema": SCHEMA_VERSION, **{k: source.get(k) for k in PROVENANCE}}
+    data = get_dataset(dataset_of(source))
+    summary["dataset"], summary["classes"] = data.name, list(data.classes)   # what the numbers were measured on
+    # numbers of another profile or dataset (a stale quick run beside a full one) are not this run's numbers
+    used = {s: m for s, m in manifests.items() if m.get("profile") == profile and dataset_of(m) == data.name}
     for key, (section, metric) in METRICS.items():
-        manifest = manifests.get(section)
-        # numbers of another profile (a stale quick run beside a full one) are not this run's numbers
-        usable = manifest is not None and manifest.get("profile") == profile
-        summary[key] = manifest["metrics"].get(metric, {}).get("value") if usable else None
-    used = {s: m for s, m in manifests.items() if m.get("profile") == profile}
+        manifest = used.get(section)
+        summary[key] = manifest["metrics"].get(metric, {}).get("value") if manifest else None
     summary["sources"] = {s: m.get("run_id") for s, m in used.items()}
     # a section rerun on its own may come from another device or commit than the provenance source
     summary["devices"] = {s: m.get("device") for s, m in used.items()}

@@ -9,7 +9,6 @@ with the same key: anything else is a one-line error naming what differs.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.core.data import RAW_FILES, default_data_root
+from experiments.core.data import DEFAULT_DATASET, data_fingerprint as core_data_fingerprint
 from experiments.errors import UserError
 from experiments.pipeline import locking
 from experiments.pipeline.results import write_json_atomic
@@ -26,29 +25,12 @@ KEY_FILE = "key.json"          # what the key of a checkpoint folder was made of
 STATE = "state.pt"             # the training state --resume continues from (experiments/core/training.py)
 
 
-@functools.lru_cache(maxsize=8)
-def _hash_files(stats: tuple[tuple[str, int, int], ...]) -> str:
-    digest = hashlib.sha256()
-    for path, _size, _mtime in stats:
-        digest.update(Path(path).name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def data_fingerprint(data_root: Path | None) -> str:
-    """sha256 (16 hex digits) of the MNIST files under the data root, the compressed ones where they
-    exist (they never change when a first run extracts them); 'absent' without any."""
-    raw = Path(data_root or default_data_root()).expanduser() / "MNIST" / "raw"
-    stats = []
-    for name in (*RAW_FILES[True], *RAW_FILES[False]):
-        for path in (raw / f"{name}.gz", raw / name):
-            if path.is_file():
-                st = path.stat()
-                stats.append((str(path.resolve()), st.st_size, st.st_mtime_ns))
-                break
-    return _hash_files(tuple(stats)) if stats else "absent"
+def data_fingerprint(data_root: Path | None, dataset: str = DEFAULT_DATASET) -> str:
+    """The fingerprint of the dataset's files a run reads ('absent' when there are none)."""
+    try:
+        return core_data_fingerprint(data_root, dataset)
+    except UserError:
+        return "absent"
 
 
 @dataclass(frozen=True)

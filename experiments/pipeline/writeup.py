@@ -12,14 +12,13 @@ estimated from the previous run's wall times in run.json, or else from the manif
 results folder (`estimates`, e.g. the committed results on a fresh GPU machine).
 
 `skip` leaves sections (and whatever depends on them) out, e.g. to split a writeup that outlasts
-one GPU lease into two runs; run.json then lists them under `writeup_skipped`, and the wall time
+one time-limited GPU job into two runs; run.json then lists them under `writeup_skipped`, and the wall time
 is labelled as that of a partial writeup.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import tarfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -28,6 +27,7 @@ from typing import Iterable
 
 from experiments.pipeline import provenance, registry
 from experiments.errors import UserError
+from experiments.pipeline.cpu import cpu_threads
 from experiments.pipeline.results import load_manifest, write_json_atomic, writing
 from experiments.pipeline.runner import RunOptions, check_output_folder, prepare, resolve_device, run, run_one
 
@@ -107,7 +107,7 @@ def run_parallel(opts: RunOptions, jobs: int, keep_going: bool, names: list[str]
     done: set[str] = set()
     failed: dict[str, str] = {}
     running: dict[Future, str] = {}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = cpu_threads(jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         while pending or running:
             for section in list(pending):

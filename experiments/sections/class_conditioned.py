@@ -17,6 +17,7 @@ def run(ctx: Context) -> None:
     model = train_ddpm(ctx, class_conditioned=True)
     labels = torch.arange(10).repeat_interleave(4)                    # 4 of each digit, (40,)
     gamma = cfg.diffusion.guidance
+    classes = ", ".join(ctx.data.classes)
     for epoch in cfg.train.checkpoint_epochs:
         load_weights(model, checkpoint_path(ctx.work_dir, epoch))
         net = prepare_for_sampling(ctx, model)
@@ -28,9 +29,9 @@ def run(ctx: Context) -> None:
         figures.save_gif(ctx.out.path(gif), [f.view(10, 4, 1, 28, 28).transpose(0, 1).reshape(40, 1, 28, 28)
                                              for f in result.frames], nrow=10)
         group = f"Epoch {epoch}"
-        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"Four samples of each digit 0-9 (columns), "
+        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"Four samples of each class ({classes}; columns), "
                            f"guidance γ = {gamma:g}, model after epoch {epoch}.", group=group,
-                           alt=f"Four class-conditioned samples of each digit after epoch {epoch}")
+                           alt=f"Four class-conditioned samples of each {ctx.data.item} class after epoch {epoch}")
         ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The sampling trajectory, one frame every "
                            f"{cfg.gif_every} steps.", group=group, kind="gif",
                            alt=f"Animation of class-conditioned sampling after epoch {epoch}")
@@ -40,10 +41,11 @@ def run(ctx: Context) -> None:
         result = generate(ctx, net, cfg.diffusion, len(labels), labels=labels, gamma=g, seed_offset=7)
         rows.append(result.x0.view(10, 4, 1, 28, 28)[:, 0])             # one of each digit
     figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [f"γ = {g:g}" for g in cfg.guidance_sweep],
-                               [str(d) for d in range(10)])
-    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", "One sample of each digit for several guidance "
-                       "scales γ, same starting noise: γ = 0 is the unconditional model, larger γ sharper but "
-                       "less varied digits.", alt="Samples of each digit for several guidance scales")
+                               list(ctx.data.classes))
+    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", f"One sample of each class ({classes}) for several "
+                       "guidance scales γ, same starting noise: γ = 0 is the unconditional model, larger γ sharper "
+                       f"but less varied {ctx.data.items}.",
+                       alt=f"Samples of each {ctx.data.item} class for several guidance scales")
 
 
 FULL = DDPMConfig(unet=UNetConfig(hidden=64, conditioning="class"))

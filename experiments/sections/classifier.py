@@ -84,7 +84,7 @@ def run(ctx: Context) -> None:
     result = train_model(ctx, model, objective, cfg.data, cfg.train, KIND,
                          {"net": dataclasses.asdict(cfg.net)}, label=ctx.section.name)
     split_size = len(ctx.train_split(cfg.data.train_images))
-    record_training(ctx, result, cfg.train, split_size, f"digit classifier (width {cfg.net.width})", model)
+    record_training(ctx, result, cfg.train, split_size, f"{ctx.data.item} classifier (width {cfg.net.width})", model)
 
     net, _ = checkpoints.load(ctx, ctx.section.name, classifier_model.from_spec)            # what the evaluation will load: the saved weights
     test = ctx.test_split(cfg.data.test_images)
@@ -92,26 +92,31 @@ def run(ctx: Context) -> None:
     correct = (pred == test.labels).cpu()
     labels = test.labels.cpu()
     accuracy = float(correct.float().mean())
-    out = ctx.out
+    out, data = ctx.out, ctx.data
     out.add_metric("test_accuracy", accuracy, "Test accuracy", ".2%")
-    out.add_metric("test_errors", int((~correct).sum()), f"Misclassified test digits (of {len(test):,})", ",d")
-    out.add_metric("test_images", len(test), "Test digits", ",d")
+    out.add_metric("test_errors", int((~correct).sum()), f"Misclassified test {data.items} (of {len(test):,})", ",d")
+    out.add_metric("test_images", len(test), f"Test {data.items}", ",d")
     per_class = [float(correct[labels == d].float().mean()) if bool((labels == d).any()) else float("nan")
                  for d in range(10)]
-    out.add_table("per_class", "Test accuracy per digit", ["digit", "test digits", "accuracy"],
-                  [[d, int((labels == d).sum()), round(a, 4)] for d, a in enumerate(per_class)],
-                  caption="How often the classifier names each digit of the test split correctly.")
+    counts = [int((labels == d).sum()) for d in range(10)]
+    if list(data.classes) == [str(d) for d in range(10)]:       # MNIST: a class is named by its label
+        columns, rows = [data.item], [[d] for d in range(10)]
+    else:
+        columns, rows = ["label", "class"], [[d, data.class_name(d)] for d in range(10)]
+    out.add_table("per_class", "Test accuracy per class", [*columns, f"test {data.items}", "accuracy"],
+                  [[*row, n, round(a, 4)] for row, n, a in zip(rows, counts, per_class)],
+                  caption="How often the classifier names each class of the test split correctly.")
     wrong = (~correct).nonzero().flatten()[:cfg.errors_shown]
     if len(wrong) > 0:
         images = test.images[wrong.to(test.images.device)].cpu()
-        figures.save_labelled_grid(out.path("errors.png"), [images],
-                                   ["predicted (true)"], [f"{int(pred[i])} ({int(labels[i])})" for i in wrong.tolist()])
-        out.add_figure("errors.png", "Test digits it gets wrong",
-                       f"The first {len(wrong)} misclassified test digits: predicted class, true class in "
+        figures.save_labelled_grid(out.path("errors.png"), [images], ["predicted (true)"],
+                                   [f"{data.class_name(pred[i])} ({data.class_name(labels[i])})" for i in wrong.tolist()])
+        out.add_figure("errors.png", f"Test {data.items} it gets wrong",
+                       f"The first {len(wrong)} misclassified test {data.items}: predicted class, true class in "
                        "brackets. Many are ambiguous even to a person.",
-                       alt="Misclassified test digits with predicted and true labels")
-    out.add_note(f"Augmentation: each training digit is rotated by up to {cfg.rotate:g} degrees and shifted by up "
-                 f"to {cfg.shift} pixels, drawn anew at every step.")
+                       alt=f"Misclassified test {data.items} with predicted and true labels")
+    out.add_note(f"Augmentation: each training {data.item} is rotated by up to {cfg.rotate:g} degrees and shifted by "
+                 f"up to {cfg.shift} pixels, drawn anew at every step.")
 
 
 FULL = ClassifierConfig()

@@ -26,10 +26,12 @@ def run(ctx: Context) -> None:
     x = ctx.test_split(cfg.digits).images[: cfg.digits]                      # (N, 1, 28, 28)
     eps = torch.randn(x.shape, generator=ctx.generator(), device=x.device)
     rows = [torch.stack([x[i] + s * eps[i] for s in cfg.sigmas]) for i in range(x.shape[0])]
-    figures.save_labelled_grid(ctx.out.path("noising.png"), rows, [f"digit {i + 1}" for i in range(len(rows))],
+    data = ctx.data
+    figures.save_labelled_grid(ctx.out.path("noising.png"), rows, [f"{data.item} {i + 1}" for i in range(len(rows))],
                                [f"σ = {s:g}" for s in cfg.sigmas])
-    ctx.out.add_figure("noising.png", "Noising", "Test digits (rows) with Gaussian noise of growing σ (columns); "
-                       "values are clipped to [0, 1] for display.", alt="Grid of MNIST test digits with increasing noise")
+    ctx.out.add_figure("noising.png", "Noising", f"Test {data.items} (rows) with Gaussian noise of growing σ "
+                       "(columns); values are clipped to [0, 1] for display.",
+                       alt=f"Grid of {data.title} test {data.items} with increasing noise")
     snr = [(x.pow(2).mean() / (s**2)).item() if s > 0 else float("inf") for s in cfg.sigmas]
     ctx.out.add_table("snr", "Signal to noise", ["σ", "mean x² / σ²"],
                       [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)],

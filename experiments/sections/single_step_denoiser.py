@@ -17,13 +17,13 @@ def run(ctx: Context) -> None:
         out = denoise_with(ctx, model, epoch, z)
         name = f"denoised_epoch{epoch}.png"
         figures.save_labelled_grid(ctx.out.path(name), [x, z, out], ["clean", f"noisy σ={cfg.sigma:g}", "denoised"])
-        ctx.out.add_figure(name, f"After epoch {epoch}", f"Test digits: clean, noised with σ = {cfg.sigma:g}, and "
-                           f"the denoiser's output after {epoch} epoch(s).", group=f"Epoch {epoch}",
-                           alt=f"Clean, noisy and denoised test digits after epoch {epoch}")
+        ctx.out.add_figure(name, f"After epoch {epoch}", f"Test {ctx.data.items}: clean, noised with σ = "
+                           f"{cfg.sigma:g}, and the denoiser's output after {epoch} epoch(s).", group=f"Epoch {epoch}",
+                           alt=f"Clean, noisy and denoised test {ctx.data.items} after epoch {epoch}")
     test = ctx.test_split(cfg.data.test_images).images
     noisy = test + cfg.sigma * torch.randn(test.shape, generator=ctx.generator(2), device=test.device)
     mse = torch.mean((batched(model, noisy) - test) ** 2).item()
-    ctx.out.add_metric("test_mse", mse, f"Test MSE at σ = {cfg.sigma:g} over {len(test):,} digits", ".5f")
+    ctx.out.add_metric("test_mse", mse, f"Test MSE at σ = {cfg.sigma:g} over {len(test):,} {ctx.data.items}", ".5f")
 
 
 SECTION = Section(
