@@ -120,9 +120,11 @@ def save_histograms(path: Path, samples: dict[str, Sequence[float]], xlabel: str
 
 
 def save_gif(path: Path, frames: Sequence[torch.Tensor], nrow: int, scale: int = 1, fps: int = 12,
-             hold_last: int = 12) -> None:
+             hold_last: int = 12, poster: int = 12) -> None:
     """Animate a list of (N, 1, 28, 28) batches as one grid per frame; the last frame is held.
-    Native scale: noisy frames barely compress, so 2x would be 4x the bytes; the page scales it up."""
+    The animation opens on its result, held for `poster` frames, so a viewer that shows only the first
+    frame (print, reduced motion) shows digits, not noise. Native scale: noisy frames barely compress,
+    so 2x would be 4x the bytes; the page scales it up."""
     images = [_to_uint8(f, nrow, scale) for f in frames]
-    images += [images[-1]] * hold_last
+    images = [images[-1]] * poster + images + [images[-1]] * hold_last
     iio.imwrite(path, np.stack(images), extension=".gif", duration=1000 / fps, loop=0)

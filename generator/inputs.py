@@ -12,6 +12,7 @@ from typing import Any
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
 from generator.archive import load_archive
+from generator.reader import SectionRun, Summary, read_run
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
 BENCHMARK = "benchmark.json"    # performance measurements (shown on the Performance page)
@@ -35,6 +36,21 @@ class Results:
     summary: dict | None
     benchmark: dict | None
     archive: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> dict[str, SectionRun]:
+        """Every section's results through the typed reader (what pages read)."""
+        return {name: read_run(m) for name, m in self.manifests.items()}
+
+    @property
+    def archived(self) -> dict[str, list[SectionRun]]:
+        """The archived runs of each section, oldest first, through the typed reader."""
+        return {name: [read_run(m) for m in runs] for name, runs in self.archive.items()}
+
+    @property
+    def headline(self) -> Summary:
+        """summary.json by key (absent keys read as None)."""
+        return Summary(self.summary)
 
 
 def check_manifest(path: Path, m: dict) -> None:

@@ -1,0 +1,26 @@
+"""A run's configuration as readers see it in the provenance block: YAML, with the values whose meaning
+is not their face value explained in a comment (`train_images: 0` means the whole split)."""
+from __future__ import annotations
+
+import re
+
+from generator.render import to_yaml
+
+SPLITS = {"train_images": "training", "test_images": "test"}
+_ZERO = re.compile(r"^(\s*)(train_images|test_images): 0$")
+
+
+def annotated_yaml(config: dict, split_sizes: dict[str, int | None] | None = None) -> str:
+    """The config as YAML; `train_images: 0` and `test_images: 0` say that they take every digit of
+    their split (and how many that is, when `split_sizes` knows)."""
+    sizes = split_sizes or {}
+    lines = []
+    for line in to_yaml(config).splitlines():
+        match = _ZERO.match(line)
+        if match:
+            key = match.group(2)
+            size = sizes.get(key)
+            count = f" ({size:,} digits)" if size else ""
+            line += f"   # 0 = every digit of the {SPLITS[key]} split{count}"
+        lines.append(line)
+    return "\n".join(lines)
