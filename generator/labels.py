@@ -24,6 +24,9 @@ def _switches(variant: str) -> dict[str, str]:
 def recipe_label(variant: str) -> str:
     """'norm=group ema_decay=0.999 epochs=80 predict=x0' -> 'GroupNorm + EMA, 80 epochs, predicting x0'."""
     text = variant.strip()
+    head, comma, rest = text.partition(", ")
+    if comma and "=" in head and " = " not in head:       # '<switches>, γ = 1.5 for t in [0, 80], ...'
+        return f"{recipe_label(head)}, {rest}"
     if text in REFERENCE_NAMES:
         return REFERENCE_NAMES[text]
     switches = _switches(text)

@@ -18,6 +18,7 @@ from generator import ablation_runs, diagram, evaluation_notes, images, recipe_r
 from generator.configview import annotated_yaml
 from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results
+from generator.labels import recipe_label
 from generator.overlap import mean_others, shared_device
 from generator.performance_context import BENCHMARKS, labelled, quality_of, targets_of
 from generator.phrases import GLOBALS
@@ -66,6 +67,8 @@ class Pages:
         self.r = renderer
         self.r.env.globals.update(GLOBALS)
         self.r.env.filters["percent"] = GLOBALS["percent"]
+        self.r.env.filters["recipe"] = recipe_label
+        self.r.env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
         self.results = results
         self.runs = results.runs
         self.archived = results.archived
@@ -137,7 +140,7 @@ class Pages:
     def section_page(self, section: registry.Section) -> str:
         page = section_path(section)
         run = self.runs[section.name]
-        ctx = {"run": run, "metrics": run.metrics, "config": run.config, "section": section,
+        ctx = {"run": run, "metrics": run.metrics, "config": run.config, "section": section, "placed": [],
                "base": link(page, f"results/{section.name}") + "/", "status": self.status[section.name],
                "config_yaml": annotated_yaml(run.config, self.split_sizes()), **self.derived(section.name, run)}
         own = f"sections/{section.name}.md.j2"

@@ -66,7 +66,7 @@ def quality_of(benchmark: dict | None) -> dict | None:
 def writeup_run(summary: dict) -> dict[str, str | None]:
     """Which whole-writeup run the wall time belongs to, as phrases (None where run.json does not say)."""
     jobs, commit, skipped = summary.get("writeup_jobs"), summary.get("writeup_git_commit"), summary.get("writeup_skipped")
-    return {"device": summary.get("writeup_device"), "commit": f"commit {commit}" if commit else None,
+    return {"device": summary.get("writeup_device"), "commit": f"commit {str(commit)[:7]}" if commit else None,
             "at_once": f"{jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else None,
             "skipped": f"without {', '.join(skipped)}" if skipped else None}
 

@@ -42,7 +42,8 @@ class Trend:
     x_name: str
 
     def _at(self, i: int) -> str:
-        return f"{fmt_value(self.ys[i], self.fmt)} at {self.x_name}{self.xs[i]}"
+        x = self.xs[i]
+        return f"{fmt_value(self.ys[i], self.fmt)} at {self.x_name}{fmt_value(x, 'g') if isinstance(x, float) else x}"
 
     @property
     def phrase(self) -> str:
@@ -114,5 +115,17 @@ def alignments(rows: Sequence[Sequence]) -> list[str]:
     return [" ---: " if numeric(col) else " :--- " for col in columns]
 
 
-GLOBALS = {"alignments": alignments, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
+def first_of(items) -> object:
+    """The first item, None for an empty sequence (Jinja's `first` is an error there)."""
+    items = list(items or [])
+    return items[0] if items else None
+
+
+def last_of(items) -> object:
+    """The last item, None for an empty sequence."""
+    items = list(items or [])
+    return items[-1] if items else None
+
+
+GLOBALS = {"alignments": alignments, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
            "zip": lambda *columns: list(zip(*columns))}

@@ -25,6 +25,15 @@ def column_key(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_") or "label"
 
 
+SHARE_WORDS = ("read", "accuracy", "both", "share", "success", "baseline", "control")
+
+
+def is_share(key: str, values: list[Any]) -> bool:
+    """A column of fractions that readers expect as percentages ('read as its digit': 0.43 -> 43.0 %)."""
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return (any(word in key for word in SHARE_WORDS) and bool(numbers) and all(0 <= v <= 1 for v in numbers))
+
+
 @dataclass(frozen=True)
 class Metric:
     """A recorded number (or string) with its label and display format; prints formatted."""
@@ -99,8 +108,10 @@ class Table:
         return found[0] if found else None
 
     def cells(self) -> list[list[Any]]:
-        """Rows as lists in column order (for drawing the table)."""
-        return [[row[c.key] for c in self.columns] for row in self.rows]
+        """Rows as lists in column order (for drawing the table); shares print as percentages."""
+        shares = {c.key for c in self.columns if is_share(c.key, [row[c.key] for row in self.rows])}
+        return [[fmt_value(row[c.key], "pct") if c.key in shares and isinstance(row[c.key], (int, float))
+                 and not isinstance(row[c.key], bool) else row[c.key] for c in self.columns] for row in self.rows]
 
     def select(self, keys: list[str]) -> "Table":
         """The same table with only these columns (by key or label), in this order."""

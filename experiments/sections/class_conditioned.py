@@ -28,12 +28,17 @@ def run(ctx: Context) -> None:
         figures.save_gif(ctx.out.path(gif), [f.view(10, 4, 1, 28, 28).transpose(0, 1).reshape(40, 1, 28, 28)
                                              for f in result.frames], nrow=10)
         group = f"Epoch {epoch}"
-        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"Four samples of each digit 0-9 (columns), "
-                           f"guidance γ = {gamma:g}, model after epoch {epoch}.", group=group,
+        ctx.out.add_figure(png, f"Samples after epoch {epoch}", group=group,
                            alt=f"Four class-conditioned samples of each digit after epoch {epoch}")
-        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The sampling trajectory, one frame every "
-                           f"{cfg.gif_every} steps.", group=group, kind="gif",
+        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", group=group, kind="gif",
                            alt=f"Animation of class-conditioned sampling after epoch {epoch}")
+        if epoch == cfg.train.checkpoint_epochs[-1]:              # the final model's trajectory, as a still
+            strip = f"trajectory_epoch{epoch:02d}.png"
+            # one sample of each digit: the labels hold four of each in turn, so every fourth image
+            figures.save_trajectory_strip(ctx.out.path(strip), [f[::4] for f in result.frames], result.frame_steps,
+                                          [f"digit {d}" for d in range(10)])
+            ctx.out.add_figure(strip, f"The trajectory after epoch {epoch}, as a still", group=group,
+                               alt="One sample of each digit at evenly spaced steps of sampling, from noise to digits")
     net = prepare_for_sampling(ctx, model)   # final weights are loaded last
     rows = []
     for g in cfg.guidance_sweep:
@@ -41,9 +46,7 @@ def run(ctx: Context) -> None:
         rows.append(result.x0.view(10, 4, 1, 28, 28)[:, 0])             # one of each digit
     figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [f"γ = {g:g}" for g in cfg.guidance_sweep],
                                [str(d) for d in range(10)])
-    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", "One sample of each digit for several guidance "
-                       "scales γ, same starting noise: γ = 0 is the unconditional model, larger γ sharper but "
-                       "less varied digits.", alt="Samples of each digit for several guidance scales")
+    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", alt="Samples of each digit for several guidance scales")
 
 
 FULL = DDPMConfig(unet=UNetConfig(hidden=64, conditioning="class"))

@@ -99,19 +99,14 @@ def run(ctx: Context) -> None:
     per_class = [float(correct[labels == d].float().mean()) if bool((labels == d).any()) else float("nan")
                  for d in range(10)]
     out.add_table("per_class", "Test accuracy per digit", ["digit", "test digits", "accuracy"],
-                  [[d, int((labels == d).sum()), round(a, 4)] for d, a in enumerate(per_class)],
-                  caption="How often the classifier names each digit of the test split correctly.")
+                  [[d, int((labels == d).sum()), round(a, 4)] for d, a in enumerate(per_class)])
     wrong = (~correct).nonzero().flatten()[:cfg.errors_shown]
     if len(wrong) > 0:
         images = test.images[wrong.to(test.images.device)].cpu()
         figures.save_labelled_grid(out.path("errors.png"), [images],
                                    ["predicted (true)"], [f"{int(pred[i])} ({int(labels[i])})" for i in wrong.tolist()])
         out.add_figure("errors.png", "Test digits it gets wrong",
-                       f"The first {len(wrong)} misclassified test digits: predicted class, true class in "
-                       "brackets. Many are ambiguous even to a person.",
                        alt="Misclassified test digits with predicted and true labels")
-    out.add_note(f"Augmentation: each training digit is rotated by up to {cfg.rotate:g} degrees and shifted by up "
-                 f"to {cfg.shift} pixels, drawn anew at every step.")
 
 
 FULL = ClassifierConfig()

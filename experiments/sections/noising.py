@@ -28,15 +28,13 @@ def run(ctx: Context) -> None:
     rows = [torch.stack([x[i] + s * eps[i] for s in cfg.sigmas]) for i in range(x.shape[0])]
     figures.save_labelled_grid(ctx.out.path("noising.png"), rows, [f"digit {i + 1}" for i in range(len(rows))],
                                [f"σ = {s:g}" for s in cfg.sigmas])
-    ctx.out.add_figure("noising.png", "Noising", "Test digits (rows) with Gaussian noise of growing σ (columns); "
-                       "values are clipped to [0, 1] for display.", alt="Grid of MNIST test digits with increasing noise")
+    ctx.out.add_figure("noising.png", "Noising", alt="Grid of MNIST test digits with increasing noise")
     snr = [(x.pow(2).mean() / (s**2)).item() if s > 0 else float("inf") for s in cfg.sigmas]
     ctx.out.add_table("snr", "Signal to noise", ["σ", "mean x² / σ²"],
-                      [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)],
-                      caption="How much of the pixel energy is signal at each σ (∞ at σ = 0).")
+                      [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)])
 
 
 SECTION = Section(
     name="noising", title="The noising process", part="part1",
-    summary="Adds Gaussian noise of growing sigma to test digits.",
+    summary="Adds Gaussian noise of growing σ to test digits.",
     profiles={"full": NoisingConfig(), "quick": NoisingConfig(digits=3)}, run=run)

@@ -63,6 +63,6 @@ def run(ctx: Context) -> None:
 
 SECTION = Section(
     name="out-of-distribution", title="Out-of-distribution noise levels", part="part1",
-    summary="Tests the sigma=0.5 denoiser on sigma from 0 to 1.",
+    summary="Applies the denoiser trained at σ = 0.5 to noise levels from σ = 0 to 1.",
     profiles={"full": OODConfig(), "quick": OODConfig(test_images=128, show_digits=3)},
     run=run, depends_on=("single-step-denoiser",))
