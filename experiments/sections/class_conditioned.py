@@ -16,7 +16,6 @@ def run(ctx: Context) -> None:
     cfg: DDPMConfig = ctx.cfg
     model = train_ddpm(ctx, class_conditioned=True)
     labels = torch.arange(10).repeat_interleave(4)                    # 4 of each digit, (40,)
-    gamma = cfg.diffusion.guidance
     for epoch in cfg.train.checkpoint_epochs:
         load_weights(model, checkpoint_path(ctx.work_dir, epoch))
         net = prepare_for_sampling(ctx, model)

@@ -132,8 +132,7 @@ def run(ctx: Context) -> None:
     record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, fid_ours, peer_s, ours_s, dcfg.T)
     figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
                                [f"ours, {dcfg.T} steps", f"peer, {T_peer} steps"])
-    ctx.out.add_figure("samples.png", "Samples side by side", f"Digits from scratch: our time-conditioned UNet with "
-                       f"its {dcfg.T}-step DDPM sampler, and the peer with DDPMScheduler over all {T_peer} steps.",
+    ctx.out.add_figure("samples.png", "Samples side by side",
                        alt="Generated digits of our model and of the diffusers peer")
     sweep(ctx, cfg, ev, draw_peer, draw_ours, dcfg)
     noisy_test_digits(ctx, cfg, peer, ours, dcfg)
@@ -154,21 +153,11 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
         ["classifier-FID", round(fid_ours, 3), round(fid_peer, 3)],
     ]
     out.add_table("side_by_side", "Our UNet and the peer", ["", "ours (time-conditioned UNet)",
-                  "peer (diffusers UNet2DModel)"], rows,
-                  caption="Both trained on the same digits for the same number of optimizer steps and judged by the "
-                  "same classifier against the test split.")
+                  "peer (diffusers UNet2DModel)"], rows)
     out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps)", ".2f")
     out.add_metric("fid_ours", fid_ours, f"FID of our model ({T_ours} DDPM steps)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
     out.add_metric("ours_sample_s", ours_s, f"Ours: time to sample {n:,} digits (s)", ".2f")
-    if ctx.cuda:
-        out.add_note("Speed is not a like-for-like comparison of the networks alone. Both train with bf16 autocast "
-                     + ("and the whole step captured in one CUDA graph (ours also compiled); "
-                        if cfg.graph else "but only ours is compiled and captured in a CUDA graph; ")
-                     + "for sampling our loop is compiled and captured; the peer's network is compiled (bf16) "
-                     "and DDPMScheduler steps eagerly, as in its pipeline, at 1,000 steps against our 300.")
-    out.add_note(f"The peer trains with a constant learning rate {cfg.train.lr:g} (lr_final_ratio "
-                 f"{cfg.train.lr_final_ratio:g}), as in the reference; ours decays it per epoch.")
 
 
 def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: DiffusionConfig) -> None:
@@ -192,20 +181,15 @@ def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: 
         ctx.out.add_metric(f"fid_peer_steps_{k}", curves[f"peer, DDPMScheduler ({cfg.spacing})"][-1],
                            f"FID of the peer with {k} steps ({cfg.spacing} spacing)", ".2f")
         ctx.out.add_metric(f"fid_ours_steps_{k}", curves["ours, DDIM"][-1], f"FID of ours with {k} DDIM steps", ".2f")
-    ctx.out.add_table("sweep", "FID against the number of inference steps", ["steps"] + names, table,
-                      caption=f"{cfg.samples:,} digits per cell, generated from pure noise. Step counts above a "
-                      f"model's T are capped at T. 'leading' is DDPMScheduler's default spacing: its single step "
-                      f"starts at t = 0, so one-step samples stay noise; 'trailing' starts at t = T - 1.")
+    ctx.out.add_table("sweep", "FID against the number of inference steps", ["steps"] + names, table)
     figures.save_line_plot(ctx.out.path("sweep.png"), steps, curves, "inference steps", "classifier-FID",
                            "FID against inference steps", log_x=True, log_y=True)
-    ctx.out.add_figure("sweep.png", "FID against inference steps", "Both models sampled with 1 to "
-                       f"{steps[-1]} steps; lower is better.", alt="Line plot of FID against inference steps",
+    ctx.out.add_figure("sweep.png", "FID against inference steps", alt="Line plot of FID against inference steps",
                        kind="plot")
     for name in names:
         file = "sweep_" + name.replace(", ", "_").replace(" (", "_").replace(")", "").replace(" ", "_").lower() + ".png"
         figures.save_labelled_grid(ctx.out.path(file), grids[name], [f"{k} steps" for k in steps])
-        ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", f"Digits from the same noise per row, "
-                           f"sampled with each number of steps ({name}).", group="Inference steps",
+        ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", group="Inference steps",
                            alt=f"Digits sampled with increasing numbers of steps by {name}")
 
 
