@@ -45,6 +45,12 @@ class Card:
     status: Status
 
 
+def other_devices(summary: Summary) -> list[str]:
+    """Sections whose results come from another device than the summary's, e.g. 'peer (NVIDIA H100)'."""
+    device = summary.get("device")
+    return [f"{section} ({d})" for section, d in sorted((summary.get("devices") or {}).items()) if d and d != device]
+
+
 def section_path(section: registry.Section) -> str:
     return TOP_LEVEL.get(section.name, f"{section.part}/{section.name}.md")
 
@@ -112,6 +118,7 @@ class Pages:
                 "total_wall_s": sum(r.wall_s for r in runs), "cards": self.cards(),
                 "stale": [self.status[s.name] for s in self.sections if self.status[s.name].state == "stale"],
                 "fid_noise": self.fid_noise, "split_sizes": self.split_sizes(),
+                "other_devices": other_devices(self.summary),
                 "results_base": lambda name: link(page, f"results/{name}") + "/",
                 "display_width": lambda section, file, kind: images.display_width(
                     self.results.root / section / file, kind),

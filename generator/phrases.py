@@ -127,5 +127,13 @@ def last_of(items) -> object:
     return items[-1] if items else None
 
 
-GLOBALS = {"alignments": alignments, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
+def groups_in_order(items, attribute: str = "group") -> list[tuple[str, list]]:
+    """(group, members) in the order groups first appear (Jinja's groupby sorts them)."""
+    out: dict[str, list] = {}
+    for item in items:
+        out.setdefault(getattr(item, attribute), []).append(item)
+    return list(out.items())
+
+
+GLOBALS = {"alignments": alignments, "groups_in_order": groups_in_order, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
            "zip": lambda *columns: list(zip(*columns))}

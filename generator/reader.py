@@ -195,7 +195,7 @@ def read_run(manifest: dict) -> SectionRun:
                            f.get("group")) for f in m.get("figures") or [])
     tables = {t.key: t for t in (read_table(raw) for raw in m.get("tables") or [])}
     return SectionRun(
-        section=m["section"], title=m.get("title", m["section"]), part=m.get("part", ""), summary=m.get("summary", ""),
+        section=m.get("section", ""), title=m.get("title", m.get("section", "")), part=m.get("part", ""), summary=m.get("summary", ""),
         run_id=m.get("run_id", ""), profile=m.get("profile", ""), seed=m.get("seed"), device=m.get("device", ""),
         git_commit=m.get("git_commit", ""), started_at=m.get("started_at", ""), wall_s=float(m.get("wall_s") or 0),
         config=m.get("config") or {}, config_hash=m.get("config_hash", ""), inputs=m.get("inputs") or {},
