@@ -7,7 +7,7 @@ import re
 from generator.render import to_yaml
 
 SPLITS = {"train_images": "training", "test_images": "test"}
-_ZERO = re.compile(r"^(\s*)(train_images|test_images): 0$")
+_ZERO = re.compile(r"\b(train_images|test_images): 0(?=[,}\s]|$)")   # block or flow style
 
 
 def annotated_yaml(config: dict, split_sizes: dict[str, int | None] | None = None) -> str:
@@ -16,11 +16,9 @@ def annotated_yaml(config: dict, split_sizes: dict[str, int | None] | None = Non
     sizes = split_sizes or {}
     lines = []
     for line in to_yaml(config).splitlines():
-        match = _ZERO.match(line)
-        if match:
-            key = match.group(2)
+        notes = []
+        for key in _ZERO.findall(line):
             size = sizes.get(key)
-            count = f" ({size:,} digits)" if size else ""
-            line += f"   # 0 = every digit of the {SPLITS[key]} split{count}"
-        lines.append(line)
+            notes.append(f"{key} 0 = every digit of the {SPLITS[key]} split" + (f" ({size:,})" if size else ""))
+        lines.append(line + (f"   # {'; '.join(notes)}" if notes else ""))
     return "\n".join(lines)
