@@ -44,7 +44,7 @@ class Metric:
     fmt: str = ".4g"
 
     def __str__(self) -> str:
-        return fmt_value(self.value, self.fmt)
+        return fmt_value(self.value, ",d" if self.fmt == "d" else self.fmt)     # counts with separators
 
 
 @dataclass(frozen=True)
