@@ -302,6 +302,11 @@ def record_headline(ctx: Context, cfg: BetterRecipeConfig, ev, draws: list[Judge
     fids = [judged.fid(ev, n) for judged in draws]
     fid, acc = sum(fids) / len(fids), sum(judged.accuracy(n) for judged in draws) / len(draws)
     images = torch.cat([judged.images for judged in draws])
+    # the headline digits as a grid: classes 0-9 in turn, so ten rows of one digit per column
+    shown = min(100, len(draws[0].images) // 10 * 10)
+    figures.save_grid(out.path("headline_samples.png"), draws[0].images[:shown], nrow=10)
+    out.add_figure("headline_samples.png", "The better recipe's digits", alt="Digits drawn by the better recipe, "
+                   "one column per asked digit")
     near = nearest_distances(images, train)
     near_test = nearest_distances(ctx.test_split(cfg.test_images).images, train)
     ratio, _, close = memorisation(near, near_test)
