@@ -14,14 +14,14 @@ from pathlib import Path
 
 from experiments.pipeline.results import load_results_json
 
-BOX_W, BOX_H = 176, 50
+BOX_W, BOX_H = 168, 50
 EMB_W, EMB_H = 150, 32
 ROW = 190                      # vertical distance between resolutions
-X_ENC, X_DEC = 110, 520        # box centres of the encoder and decoder columns
-NEXT_DEC = 230                 # a second decoder block at the same resolution sits this far right
+X_ENC, X_DEC = 100, 430        # box centres of the encoder and decoder columns
+NEXT_DEC = 215                 # a second decoder block at the same resolution sits this far right
 TOP = 70
 SYMBOL = {"multiply": "×", "add": "+"}
-INPUT_NAMES = {"x": "x", "t": "t / T", "c": "c (one-hot class)"}
+INPUT_NAMES = {"x": "x", "t": "t / T", "c": "class c"}
 
 
 @dataclass
@@ -130,11 +130,11 @@ def layout(data: dict) -> Drawing:
         for skip in skips:
             kx, ky = place[skip]
             d.lines.append(_arrow([(kx + BOX_W / 2, ky), (x - BOX_W / 2, y)], dashed=True))
-            d.marks.append(_label((kx + x) / 2, ky - 8, f"skip: concatenate {_shape(g.nodes[skip]['shape'])}",
+            d.marks.append(_label((kx + x) / 2, ky - 8, f"skip {_shape(g.nodes[skip]['shape'])}",
                                   anchor="middle", cls="skip"))
     ox, oy = place[g.output] if g.output in place else place[blocks[-1]]
-    d.lines.append(_arrow([(ox + BOX_W / 2, oy), (ox + BOX_W / 2 + 40, oy)]))
-    d.marks.append(_label(ox + BOX_W / 2 + 46, oy + 5, f"output {_shape(g.nodes[g.output]['shape'])}"))
+    d.lines.append(_arrow([(ox, oy + BOX_H / 2), (ox, oy + BOX_H / 2 + 34)]))
+    d.marks.append(_label(ox, oy + BOX_H / 2 + 52, f"output ({_shape(g.nodes[g.output]['shape'])})", anchor="middle"))
     return d
 
 
@@ -176,7 +176,8 @@ def _box(b: Box) -> str:
 def svg(data: dict, title: str) -> str:
     """The diagram as one line of inline SVG (it scales with the page; text stays selectable)."""
     d = layout(data)
-    right = max(b.x + (BOX_W if b.kind == "block" else EMB_W) / 2 for b in d.boxes) + 170
+    right = max(b.x + (BOX_W if b.kind == "block" else EMB_W) / 2 + (120 if b.kind == "embedding" else 10)
+                for b in d.boxes)
     bottom = max(b.y for b in d.boxes) + BOX_H
     marker = ('<defs><marker id="unet-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
               'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>')

@@ -106,7 +106,7 @@ def test_site_features(built):
     assert 'class="observation"' in class_page                       # what to see, below the figure
     assert 'data-search-exclude' in class_page                       # provenance stays out of search
     model = (built.site / "model" / "index.html").read_text()
-    assert '<svg class="unet-diagram"' in model and "skip: concatenate" in model and "Algorithm 2" in model
+    assert '<svg class="unet-diagram"' in model and ">skip " in model and "Algorithm 2" in model
     history = (built.site / "history" / "index.html").read_text()
     # the same weights sampled by three sections: FID pairs that differ in one thing only
     assert "How far an FID moves" in history and "the starting noise" in history and "(draw 2)" in history
