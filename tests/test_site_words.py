@@ -37,8 +37,28 @@ def test_the_checker_finds_what_it_looks_for(tmp_path):
     assert problems(page, "index.html") == []
 
 
-def test_a_site_of_quick_results_says_nothing_internal(quick_run, tmp_path):
-    assert site_problems(build(quick_run.results, tmp_path)) == []
+@pytest.fixture(scope="module")
+def quick_site(quick_run, tmp_path_factory) -> Path:
+    return build(quick_run.results, tmp_path_factory.mktemp("words"))
+
+
+def test_a_site_of_quick_results_says_nothing_internal(quick_site):
+    assert site_problems(quick_site) == []
+
+
+def test_search_finds_content_not_provenance(quick_site, quick_run):
+    """The search index holds the writeup's text; configuration and provenance blocks stay out of it,
+    and headings carry no stray characters."""
+    import json
+    import re
+
+    docs = json.loads((quick_site / "search" / "search_index.json").read_text())["docs"]
+    text = " ".join(d["text"] for d in docs)
+    commit = json.loads((quick_run.results / "noising" / "manifest.json").read_text())["git_commit"]
+    assert "What we found" in " ".join(d["title"] for d in docs) and "classifier-free guidance" in text.lower()
+    assert commit not in text and "checkpoint_epochs" not in text and "Provenance" not in text
+    strays = [d["title"] for d in docs if re.search(r"[¶#{}<>|*_`]", d["title"])]
+    assert strays == []
 
 
 def test_the_committed_results_site_says_nothing_internal(tmp_path):
