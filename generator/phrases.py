@@ -6,6 +6,7 @@ call these (as Jinja globals) instead of writing "falls as t grows" by hand.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,9 +110,14 @@ def percent(value) -> float | None:
 def alignments(rows: Sequence[Sequence]) -> list[str]:
     """Markdown column alignments: numbers right, text left (a column is numeric when every value is)."""
     columns = list(zip(*rows)) if rows else []
+    def number(v) -> bool:
+        if isinstance(v, str):              # '94.5 %', '99.99%', '1,000': numbers written out
+            return re.fullmatch(r"[+-]?[\d.,]+\s?%?", v.strip()) is not None
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     def numeric(values) -> bool:
-        present = [v for v in values if v is not None and v != ""]
-        return bool(present) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+        present = [v for v in values if v is not None and v not in ("", "—")]
+        return bool(present) and all(number(v) for v in present)
     return [" ---: " if numeric(col) else " :--- " for col in columns]
 
 
