@@ -118,7 +118,7 @@ class Pages:
                 "total_wall_s": sum(r.wall_s for r in runs), "cards": self.cards(),
                 "stale": [self.status[s.name] for s in self.sections if self.status[s.name].state == "stale"],
                 "fid_noise": self.fid_noise, "split_sizes": self.split_sizes(),
-                "other_devices": other_devices(self.summary),
+                "other_devices": other_devices(self.summary), "dataset": self.dataset(),
                 "results_base": lambda name: link(page, f"results/{name}") + "/",
                 "display_width": lambda section, file, kind: images.display_width(
                     self.results.root / section / file, kind),
@@ -133,6 +133,13 @@ class Pages:
             if cards:
                 out[title] = cards
         return out
+
+    def dataset(self) -> str:
+        """The data set's name as the results record it (results made before it was recorded: MNIST)."""
+        recorded = self.summary.get("dataset") or next(
+            (r.config.get("data", {}).get("dataset") for r in self.runs.values()
+             if isinstance(r.config.get("data"), dict) and r.config["data"].get("dataset")), None)
+        return str(recorded) if recorded else "MNIST"
 
     def split_sizes(self) -> dict[str, int | None]:
         """How many digits the training and test splits hold (what `train_images: 0` means)."""
