@@ -93,18 +93,3 @@ def load_results(root: Path, sections: list[str]) -> Results:
         manifests[name] = m
     return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK),
                    load_archive(root))
-
-
-def metric_value(manifest: dict | None, key: str) -> Any:
-    """A manifest's recorded metric value; None when the manifest or the metric is absent."""
-    return ((manifest or {}).get("metrics", {}).get(key) or {}).get("value")
-
-
-def table_rows(manifest: dict, key: str) -> list[list]:
-    """The rows of a manifest's table `key` ([] when the manifest has no such table)."""
-    return next((t["rows"] for t in manifest.get("tables", []) if t.get("key") == key), [])
-
-
-def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
-    """The plain numbers and strings of a summary/benchmark (nested values are not headline numbers)."""
-    return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}
