@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
