@@ -125,12 +125,26 @@ def save_grid(path: Path, images: torch.Tensor, nrow: int, scale: int = 2) -> No
 @redrawable
 def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Sequence[str],
                        col_labels: Sequence[str] | None = None, title: str | None = None,
-                       cell: float = 0.9) -> None:
-    """A matplotlib figure: one row of digits per entry of `rows`, labelled on the left/top."""
-    n_rows, n_cols = len(rows), max(r.shape[0] for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.2, cell * n_rows + (0.5 if title else 0.2)),
+                       cell: float = 0.75, max_cols: int = 10) -> None:
+    """A matplotlib figure: one row of digits per entry of `rows`, labelled on the left/top.
+
+    Rows longer than `max_cols` wrap into blocks of `max_cols` columns (each block repeats the row labels
+    and carries its own column labels), so a long strip becomes a grid that stays legible at page width."""
+    width = max(r.shape[0] for r in rows)
+    if width > max_cols:
+        blocks = range(0, width, max_cols)
+        rows = [r[b:b + max_cols] for b in blocks for r in rows]
+        row_labels = [label for _ in blocks for label in row_labels]
+        per_block = len(rows) // len(blocks)
+        col_labels = [list(col_labels[b:b + max_cols]) if col_labels is not None else None for b in blocks]
+    else:
+        per_block = len(rows)
+        col_labels = [list(col_labels) if col_labels is not None else None]
+    n_rows, n_cols = len(rows), min(width, max_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.4, cell * n_rows + (0.5 if title else 0.2)),
                              squeeze=False)
     for i, row in enumerate(rows):
+        labels = col_labels[i // per_block]
         for j in range(n_cols):
             ax = axes[i][j]
             ax.set_xticks([]); ax.set_yticks([])
@@ -139,11 +153,11 @@ def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Seq
             if j < row.shape[0]:
                 ax.imshow(row[j, 0].detach().float().clamp(0, 1).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
             if j == 0:
-                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
-            if i == 0 and col_labels is not None and j < len(col_labels):
-                ax.set_title(col_labels[j], fontsize=9)
+                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=11)
+            if i % per_block == 0 and labels is not None and j < len(labels):
+                ax.set_title(labels[j], fontsize=11)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -217,9 +231,21 @@ def save_histograms(path: Path, samples: dict[str, Sequence[float]], xlabel: str
 
 @redrawable
 def save_gif(path: Path, frames: Sequence[torch.Tensor], nrow: int, scale: int = 1, fps: int = 12,
-             hold_last: int = 12) -> None:
+             hold_last: int = 12, poster: int = 12) -> None:
     """Animate a list of (N, 1, 28, 28) batches as one grid per frame; the last frame is held.
-    Native scale: noisy frames barely compress, so 2x would be 4x the bytes; the page scales it up."""
+    The animation opens on its result, held for `poster` frames, so a viewer that shows only the first
+    frame (print, reduced motion) shows digits, not noise. Native scale: noisy frames barely compress,
+    so 2x would be 4x the bytes; the page scales it up."""
     images = [_to_uint8(f, nrow, scale) for f in frames]
-    images += [images[-1]] * hold_last
+    images = [images[-1]] * poster + images + [images[-1]] * hold_last
     iio.imwrite(path, np.stack(images), extension=".gif", duration=1000 / fps, loop=0)
+
+
+def save_trajectory_strip(path: Path, frames: Sequence[torch.Tensor], frame_steps: Sequence[int],
+                          row_labels: Sequence[str], columns: int = 8) -> None:
+    """A sampling trajectory as a still grid for print: one row per sample (the first len(row_labels)
+    of each frame), `columns` evenly spaced frames from the first to the last, titled with their step."""
+    k = min(columns, len(frames))
+    picks = sorted({round(i * (len(frames) - 1) / max(k - 1, 1)) for i in range(k)})
+    rows = [torch.stack([frames[i][r] for i in picks]) for r in range(len(row_labels))]
+    save_labelled_grid(path, rows, row_labels, [f"t = {max(frame_steps[i], 0)}" for i in picks], max_cols=columns)

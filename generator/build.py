@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from experiments.core.data import DEFAULT_DATASET
+from experiments.pipeline.destination import DEFAULT_DATASET
 from experiments.pipeline import registry, runner
 from experiments.errors import UserError
 from experiments.pipeline import staleness

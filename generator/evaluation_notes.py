@@ -1,33 +1,33 @@
-"""What the evaluation page derives beyond its manifest: whether the class-conditioned FID was still
+"""What the evaluation page derives beyond its own run: whether the class-conditioned FID was still
 falling over the last two checkpoints, and the better recipe's headline judged by the evaluation's own
 targets. Templates only lay these out.
 """
 from __future__ import annotations
 
-from generator.inputs import table_rows
+from generator.reader import SectionRun, Summary
 
 
-def last_epochs(manifest: dict) -> dict | None:
+def last_epochs(run: SectionRun) -> dict | None:
     """The class-conditioned FID at the last two checkpoints of the per-epoch table, and whether it fell."""
-    rows = table_rows(manifest, "fid_per_epoch")        # epoch, FID time-conditioned, FID class-conditioned, ...
-    if len(rows) < 2:
+    table = run.table("fid_per_epoch")
+    if table is None or len(table.rows) < 2:
         return None
-    (before_epoch, _, before, *_), (last_epoch, _, last, *_) = rows[-2:]
-    return {"before_epoch": before_epoch, "before": before, "last_epoch": last_epoch, "last": last,
-            "falling": float(last) < float(before)}
+    before, last = table.rows[-2], table.rows[-1]
+    return {"before_epoch": before["epoch"], "before": before["fid_class_conditioned"],
+            "last_epoch": last["epoch"], "last": last["fid_class_conditioned"],
+            "falling": float(last["fid_class_conditioned"]) < float(before["fid_class_conditioned"])}
 
 
-def improved(manifest: dict, summary: dict | None) -> dict | None:
+def improved(run: SectionRun, summary: Summary) -> dict | None:
     """The better recipe's headline from summary.json (which holds it only when both sections ran in one
     profile), with the evaluation's targets applied to it."""
-    summary, config = summary or {}, manifest["config"]
-    fid, ratio, accuracy = (summary.get(f"{k}_class_conditioned_improved") for k in ("fid", "fid_ratio",
-                                                                                         "class_accuracy"))
+    fid, ratio = summary.get("fid_class_conditioned_improved"), summary.get("fid_ratio_class_conditioned_improved")
+    accuracy = summary.get("class_accuracy_class_conditioned_improved")
     if None in (fid, ratio, accuracy):
         return None
-    return {"fid": fid, "ratio": ratio, "accuracy": accuracy, "fid_ok": ratio <= config["target_fid_ratio"],
-            "accuracy_ok": accuracy >= config["target_accuracy"]}
+    return {"fid": fid, "ratio": ratio, "accuracy": accuracy, "fid_ok": ratio <= run.config["target_fid_ratio"],
+            "accuracy_ok": accuracy >= run.config["target_accuracy"]}
 
 
-def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
-    return {"improved": improved(manifest, summary), "last_epochs": last_epochs(manifest)}
+def page_context(run: SectionRun, archived: list[SectionRun], summary: Summary) -> dict:
+    return {"improved": improved(run, summary), "last_epochs": last_epochs(run)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from generator.inputs import metric_value as _metric
+from generator.reader import SectionRun
 from generator.recipe_runs import models
 
 TIME = "time-conditioned"
@@ -31,16 +31,20 @@ class NoiseRow:
         return (max(values) - min(values)) / (sum(values) / len(values))
 
 
-def _same_weights(a: dict | None, b: dict | None, section: str) -> bool:
-    fa = ((a or {}).get("loaded_weights") or {}).get(section)
-    fb = ((b or {}).get("loaded_weights") or {}).get(section)
+def _metric(run: SectionRun | None, name: str):
+    return run.value(name) if run is not None else None
+
+
+def _same_weights(a: SectionRun | None, b: SectionRun | None, section: str) -> bool:
+    fa = a.loaded_weights.get(section) if a else None
+    fb = b.loaded_weights.get(section) if b else None
     return fa is not None and fa == fb
 
 
-def _draws(manifest: dict | None) -> tuple[int, int] | None:
-    """(digits, digits per sampler call) of a section that samples with `beyond.sample_ours`: batch i
+def _draws(run: SectionRun | None) -> tuple[int, int] | None:
+    """(digits, digits per sampler call) of a section that samples our model in batches: batch i
     starts from the noise of seed offset i, so equal pairs mean the same starting noise."""
-    cfg = (manifest or {}).get("config") or {}
+    cfg = run.config if run else {}
     return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
 
 
@@ -52,18 +56,17 @@ def _same_settings(a, b) -> bool:
     return a == b
 
 
-def _replicates(current: dict, other: dict) -> bool:
+def _replicates(current: SectionRun, other: SectionRun) -> bool:
     """Whether `other` is a better-recipe run whose shared variants were trained and judged exactly as
     in `current`: same profile, seed, base recipe, classifier weights, test digits and starting noise."""
-    a, b = current.get("config") or {}, other.get("config") or {}
+    a, b = current.config, other.config
     same = ("base", "samples", "batch", "test_images")
-    return (other.get("run_id") != current.get("run_id") and other.get("profile") == current.get("profile")
-            and other.get("seed") == current.get("seed")
+    return (other.run_id != current.run_id and other.profile == current.profile and other.seed == current.seed
             and all(k in a and k in b and _same_settings(a[k], b[k]) for k in same)
-            and bool(current.get("loaded_weights")) and other.get("loaded_weights") == current.get("loaded_weights"))
+            and bool(current.loaded_weights) and other.loaded_weights == current.loaded_weights)
 
 
-def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]:
+def retrained_rows(current: SectionRun | None, archived: list[SectionRun]) -> list[NoiseRow]:
     """The better recipe's models trained more than once (this run and archived ones judged the same
     way): per model, its FID at gamma = 1 from N(0, I) on the grid, in every run that trained it."""
     if not current:
@@ -72,11 +75,10 @@ def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]
             for m in [*(a for a in archived if _replicates(current, a)), current]]
     names = list(dict.fromkeys(name for _, fids in [runs[-1], *runs[:-1]] for name in fids))  # this run's first
 
-    def labels(trained: list[dict]) -> list[str]:    # two runs of one commit are told apart by their start
-        commits = [f"commit {(m.get('git_commit') or '?')[:7]}" for m in trained]
-        repeats = Counter(commits)
-        return [c + (f", {(m.get('started_at') or '')[11:16]} UTC" if repeats[c] > 1 else "")
-                for c, m in zip(commits, trained)]
+    def labels(trained: list[SectionRun]) -> list[str]:    # two runs of one day are told apart by their start
+        days = [m.date for m in trained]
+        repeats = Counter(days)
+        return [d + (f", {m.started_at[11:16]} UTC" if repeats[d] > 1 else "") for d, m in zip(days, trained)]
 
     rows = []
     for name in names:
@@ -86,16 +88,30 @@ def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]
         how = ("with the same models in lockstep: only the GPU's non-determinism differs"
                if len({tuple(fids) for _, fids in trained}) == 1 else
                "beside other models in lockstep, which changes its random draws")
-        rows.append(NoiseRow(f"the training run (same recipe and seed, trained again in another GPU job {how})",
+        rows.append(NoiseRow(f"the training run (same recipe and seed, trained again {how})",
                              f"{name}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
-                             f"{current['config']['samples']:,} digits",
+                             f"{current.config['samples']:,} digits",
                              tuple(zip(labels([m for m, _ in trained]), (fids[name] for _, fids in trained)))))
     return rows
 
 
-def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None,
-                   archive: dict[str, list[dict]] | None = None) -> list[NoiseRow]:
-    ev, fast, peer, abl = (manifests.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
+def headline_draws(better: SectionRun | None) -> list[float]:
+    """The better recipe's headline FID in each independent draw: its `headline_draws` table, or (runs
+    recorded before that table) its `fid_headline_draw<k>` metrics in order."""
+    if better is None:
+        return []
+    table = better.table("headline_draws")
+    if table is not None:
+        return [float(f) for f in table.column("fid")]
+    draws = sorted((int(name.removeprefix("fid_headline_draw")), m.value) for name, m in better.metrics.items()
+                   if name.startswith("fid_headline_draw") and name.removeprefix("fid_headline_draw").isdigit())
+    return [float(v) for _, v in draws if v is not None]
+
+
+def fid_noise_rows(runs: dict[str, SectionRun], benchmark: dict | None,
+                   archive: dict[str, list[SectionRun]] | None = None) -> list[NoiseRow]:
+    """Every set of FIDs whose premise (one thing differs) the recorded runs prove."""
+    ev, fast, peer, abl = (runs.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
     rows: list[NoiseRow] = []
     fast_fid, fast_draws = _metric(fast, "fid_ddpm"), _draws(fast)
     digits = _metric(ev, "generated_samples")
@@ -103,26 +119,26 @@ def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None,
     if (fast_fid is not None and _metric(ev, "fid_time_conditioned") is not None and _same_weights(ev, fast, TIME)
             and fast_draws is not None and fast_draws[0] == digits):
         rows.append(NoiseRow("the starting noise", f"{same_model}, {digits:,} digits",
-                             (("evaluation", _metric(ev, "fid_time_conditioned")), ("fast-sampling", fast_fid))))
+                             (("evaluation", _metric(ev, "fid_time_conditioned")), ("fast sampling", fast_fid))))
     if (fast_fid is not None and _metric(peer, "fid_ours") is not None and _same_weights(fast, peer, TIME)
             and fast_draws == _draws(peer)):
         rows.append(NoiseRow("the process (the same sampling again, in another run on a shared GPU)",
                              f"{same_model} and the starting noise, {fast_draws[0]:,} digits",
-                             (("fast-sampling", fast_fid), ("peer page, our model", _metric(peer, "fid_ours")))))
-    time_cfg = (manifests.get(TIME) or {}).get("config")
-    if (fast_fid is not None and _metric(abl, "fid_reference") is not None and time_cfg is not None
-            and ((abl or {}).get("config") or {}).get("base") == time_cfg and _draws(abl) == fast_draws
-            and abl.get("seed") == manifests[TIME].get("seed")):
+                             (("fast sampling", fast_fid), ("peer page, our model", _metric(peer, "fid_ours")))))
+    time_run = runs.get(TIME)
+    if (fast_fid is not None and _metric(abl, "fid_reference") is not None and time_run is not None
+            and abl.config.get("base") == time_run.config and _draws(abl) == fast_draws
+            and abl.seed == time_run.seed):
         rows.append(NoiseRow("the training run's random draws (the ablations train the recipe again in lockstep with other "
                              "variants, so its batches, timesteps and noise come from another stretch of the stream)",
                              f"the time-conditioned recipe, seed and starting noise, {fast_draws[0]:,} digits",
-                             (("time-conditioned, sampled in fast-sampling", fast_fid),
+                             (("time-conditioned, sampled in fast sampling", fast_fid),
                               ("ablations' reference", _metric(abl, "fid_reference")))))
-    better = manifests.get("better-recipe")
+    better = runs.get("better-recipe")
     rows += retrained_rows(better, (archive or {}).get("better-recipe", []))
-    draws = [f for k in range(1, 11) if (f := _metric(better, f"fid_headline_draw{k}")) is not None]
+    draws = headline_draws(better)
     if len(draws) >= 2:
-        headline_digits = (better.get("config") or {}).get("headline_samples", 0)
+        headline_digits = better.config.get("headline_samples", 0)
         rows.append(NoiseRow("the starting noise", f"the better recipe's weights and headline setting "
                              f"({_metric(better, 'headline_setting')}), {headline_digits:,} digits",
                              tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))

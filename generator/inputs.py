@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from experiments.core.data import DEFAULT_DATASET, Dataset, dataset_of, get_dataset
+from experiments.pipeline.destination import DEFAULT_DATASET, Dataset, dataset_of, get_dataset
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
 from experiments.pipeline.archive import load_archive
+from generator.reader import SectionRun, Summary, read_run
 from generator.resultfiles import check_files
 
 SUMMARY = "summary.json"        # headline numbers (experiments/summary.py)
@@ -50,6 +50,21 @@ class Results:
         profiles = [m["profile"] for m in self.manifests.values()]
         profile = max(set(profiles), key=profiles.count) if profiles else "full"
         return self.dataset.title + ("" if profile == "full" else f", {profile} profile")
+
+    @property
+    def runs(self) -> dict[str, SectionRun]:
+        """Every section's results through the typed reader (what pages read)."""
+        return {name: read_run(m) for name, m in self.manifests.items()}
+
+    @property
+    def archived(self) -> dict[str, list[SectionRun]]:
+        """The archived runs of each section, oldest first, through the typed reader."""
+        return {name: [read_run(m) for m in runs] for name, runs in self.archive.items()}
+
+    @property
+    def headline(self) -> Summary:
+        """summary.json by key (absent keys read as None)."""
+        return Summary(self.summary)
 
 
 def check_manifest(path: Path, m: dict) -> None:
@@ -93,18 +108,3 @@ def load_results(root: Path, sections: list[str]) -> Results:
         manifests[name] = m
     return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK),
                    load_archive(root))
-
-
-def metric_value(manifest: dict | None, key: str) -> Any:
-    """A manifest's recorded metric value; None when the manifest or the metric is absent."""
-    return ((manifest or {}).get("metrics", {}).get(key) or {}).get("value")
-
-
-def table_rows(manifest: dict, key: str) -> list[list]:
-    """The rows of a manifest's table `key` ([] when the manifest has no such table)."""
-    return next((t["rows"] for t in manifest.get("tables", []) if t.get("key") == key), [])
-
-
-def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
-    """The plain numbers and strings of a summary/benchmark (nested values are not headline numbers)."""
-    return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}

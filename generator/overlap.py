@@ -37,15 +37,6 @@ def shared_device(manifests: dict[str, dict]) -> dict[str, list[tuple[str, float
     return out
 
 
-def describe(overlaps: list[tuple[str, float]], shown: int = 4) -> str:
-    """'on average 1.9 other sections: peer (80 % of its time), ...' or '' when it ran alone."""
-    if not overlaps:
-        return ""
-    names = [f"{name} ({100 * fraction:.0f} % of its time)" for name, fraction in overlaps[:shown]]
-    more = f", and {len(overlaps) - shown} more" if len(overlaps) > shown else ""
-    return f"on average {mean_others(overlaps):.1f} other sections: " + ", ".join(names) + more
-
-
 def mean_others(overlaps: list[tuple[str, float]]) -> float:
     """How many other sections ran at the same time, averaged over this section's wall time."""
     return sum(fraction for _, fraction in overlaps)

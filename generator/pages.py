@@ -1,149 +1,58 @@
-"""Which pages the site has and what each template sees: index, one page per section, reproduce, performance.
+"""Which pages the site has, where they sit in the navigation and what each template sees.
 
-Pages are Markdown paths relative to the docs folder; section pages live under their part
-(`part1/noising.md`) and reach their files at `../results/<section>/`.
+Pages are Markdown paths relative to the docs folder: a section's page lives under its part
+(`part1/noising.md`, the model at `model.md`) and reaches its files at `../results/<section>/`.
+Everything a page shows comes from the results, read through `generator.reader`; the words are the
+templates'.
 """
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from experiments.pipeline import registry
-from generator import ablation_runs, evaluation_notes, recipe_runs
-from generator.fid_noise import fid_noise_rows
-from generator.inputs import Results, metric_value, scalar_items
-from generator.overlap import describe, mean_others, shared_device
-from generator.render import Metric, Renderer, fmt_value
 from experiments.pipeline.staleness import Status
+from generator import ablation_runs, diagram, evaluation_notes, images, recipe_runs
+from generator.configview import annotated_yaml
+from generator.fid_noise import fid_noise_rows
+from generator.inputs import Results
+from generator.labels import recipe_label
+from generator.overlap import mean_others, shared_device
+from generator.performance_context import BENCHMARKS, labelled, quality_of, targets_of
+from generator.phrases import GLOBALS
+from generator.reader import SectionRun, Summary
+from generator.render import Renderer
 
 INDEX, REPRODUCE, PERFORMANCE = "index.md", "reproduce.md", "performance.md"
-
-# summary.json keys -> (label, format); unknown scalar keys are shown under their own name
-HEADLINES = {
-    "classifier_test_accuracy": ("MNIST classifier, test accuracy", "pct"),
-    "fid_floor": ("Classifier-FID floor (training digits vs test digits)", ".2f"),
-    "fid_time_conditioned": ("FID, time-conditioned DDPM", ".2f"),
-    "fid_class_conditioned": ("FID, class-conditioned DDPM with guidance", ".2f"),
-    "class_accuracy_class_conditioned": ("Guided samples classified as the asked digit", "pct"),
-    "fid_ratio_class_conditioned": ("Class-conditioned FID in multiples of the floor", ".1f"),
-    "memorisation_ratio": ("Distance to the nearest training digit, samples / test digits (≥ 1: no copying)",
-                           ".2f"),
-    "generated_samples": ("Generated digits behind each FID", ",d"),
-    "fid_peer": ("FID, diffusers UNet2DModel peer", ".2f"),
-    "fid_ddpm_300": ("FID, DDPM sampler (300 steps)", ".2f"),
-    "fid_ddpm_300_matched": ("FID, DDPM sampler (300 steps) from the moment-matched start", ".2f"),
-    "fid_ddim_50": ("FID, DDIM sampler (50 steps) from the moment-matched start", ".2f"),
-    "fid_ddim_50_from_noise": ("FID, DDIM sampler (50 steps) from pure noise", ".2f"),
-    "fid_class_conditioned_improved": ("FID, class-conditioned, better recipe (GroupNorm, EMA, more steps: "
-                                       "its best model and sampler setting at the accuracy target)", ".2f"),
-    "class_accuracy_class_conditioned_improved": ("Better recipe: samples classified as the asked digit", "pct"),
-    "fid_ratio_class_conditioned_improved": ("Better recipe: FID in multiples of the floor", ".1f"),
-    "train_images": ("Training digits", ",d"),
-    "writeup_wall_s": ("Time to compute the whole writeup", "duration"),
-}
-# section -> (its manifest, its archived runs, summary) -> extra template context, computed in Python
-DERIVED = {"better-recipe": recipe_runs.page_context, "ablations": ablation_runs.page_context,
-           "evaluation": evaluation_notes.page_context}
-# run.json's details of the whole-writeup run: folded into the wall-time row, not rows of their own
-WRITEUP_DETAILS = ("writeup_jobs", "writeup_device", "writeup_git_commit", "writeup_finished_at", "finished_at",
-                   "writeup_skipped")
-PROVENANCE = {"profile": ("profile", "s"), "device": ("device", "s"), "git_commit": ("commit", "s")}
-BENCHMARKS = {
-    "device": ("Device", "s"),
-    "train_img_per_s_plain": ("Training throughput, plain PyTorch (images/s)", ",.0f"),
-    "train_img_per_s": ("Training throughput, optimised (images/s)", ",.0f"),
-    "train_speedup": ("Training speed-up", ".2f"),
-    "train_tflops": ("Training compute (TFLOP/s)", ".2f"),
-    "peak_fraction": ("Fraction of the GPU's peak", "pct"),
-    "sample_1000_cfg_s_plain": ("1,000 guided samples, plain PyTorch (s)", ".2f"),
-    "sample_1000_cfg_s": ("1,000 guided samples, optimised (s)", ".2f"),
-    "sample_speedup": ("Sampling speed-up", ".2f"),
-    "train_img_per_s_graph_bf16_cl": ("Training, CUDA graph + bf16 + channels_last, not compiled (images/s)", ",.0f"),
-    "train_img_per_s_4_models_together": ("Training, 4 models in lockstep on one GPU, all together (images/s)", ",.0f"),
-    "batch_size": ("Batch size", "d"),
-    "gflop_per_image_train": ("GFLOP per image (forward + backward)", ".3f"),
-    "train_tflops_plain": ("Training compute, plain (TFLOP/s)", ".2f"),
-    "peak_bf16_tflops": ("Dense bf16 peak of the GPU (TFLOP/s, datasheet)", ".0f"),
-    "quality_samples": ("Digits behind each quality FID", ",d"),
-    "torch": ("PyTorch", "s"),
-    "git_commit": ("Commit", "s"),
-    "measured_at": ("Measured at", "s"),
-}
+CONCLUSIONS, HISTORY = "conclusions.md", "history.md"
+TOP_LEVEL = {"model": "model.md"}        # sections whose page sits at the top of the site
+# the navigation follows the course: its parts, then the evaluation and what goes beyond the reference
+GROUPS = (("Part 1: denoising", ("part1",)), ("Part 2: diffusion models", ("part2",)),
+          ("Part 3: sampling loops", ("part3",)), ("Evaluation and extensions", ("evaluation", "beyond")))
+APPENDIX = (("Performance", PERFORMANCE), ("Reproduce", REPRODUCE), ("Run history", HISTORY))
+# section -> (its run, its archived runs, summary) -> extra template context, computed in Python
+DERIVED: dict[str, Callable[[SectionRun, list[SectionRun], Summary], dict]] = {
+    "better-recipe": recipe_runs.page_context, "evaluation": evaluation_notes.page_context}
 
 
 @dataclass(frozen=True)
-class Row:
-    label: str
-    value: str
+class Card:
+    section: registry.Section
+    path: str
+    run: SectionRun
+    status: Status
 
 
-def quality_of(benchmark: dict | None) -> dict | None:
-    """FID of the class-conditioned model trained the plain way and ours (lists, one per seed)."""
-    if not benchmark or not benchmark.get("fid_plain") or not benchmark.get("fid_ours"):
-        return None
-    ours, plain = [float(v) for v in benchmark["fid_ours"]], [float(v) for v in benchmark["fid_plain"]]
-    # where the plain run falls against our seeds: "above" (a higher FID: ours is not worse), "below" or "inside"
-    reference = sum(plain) / len(plain)
-    position = "above" if reference > max(ours) else "below" if reference < min(ours) else "inside"
-    gap = reference - max(ours) if position == "above" else min(ours) - reference if position == "below" else 0.0
-    return {"plain": plain, "ours": ours, "spread": max(ours) - min(ours), "position": position, "gap": gap,
-            "samples": benchmark.get("quality_samples", 0), "seeds": benchmark.get("quality_seeds", [])}
-
-
-def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
-    """Issue 6's speed targets against what was measured (only those with a measurement)."""
-    out = []
-    if benchmark and benchmark.get("train_speedup") is not None:
-        out.append({"what": "training at least 8x the plain loop's images/s", "ok": benchmark["train_speedup"] >= 8,
-                    "measured": f"{benchmark['train_speedup']:.2f}x"})
-    if benchmark and benchmark.get("sample_1000_cfg_s") is not None:
-        out.append({"what": "1,000 CFG samples over 300 steps in under 1 s", "ok": benchmark["sample_1000_cfg_s"] < 1,
-                    "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
-    if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
-        run = writeup_run(summary)
-        measured = ", ".join(v for v in (f"{summary['writeup_wall_s']:.0f} s", run["skipped"], run["at_once"],
-                                         run["commit"]) if v)
-        # a partial run cannot meet a target set for the whole writeup
-        out.append({"what": "the whole full-profile writeup in under 5 minutes",
-                    "ok": summary["writeup_wall_s"] < 300 and not run["skipped"], "measured": measured})
-    return out
-
-
-def writeup_run(summary: dict) -> dict[str, str | None]:
-    """Which whole-writeup run the wall time belongs to, as phrases (None where run.json does not say)."""
-    jobs, commit, skipped = summary.get("writeup_jobs"), summary.get("writeup_git_commit"), summary.get("writeup_skipped")
-    return {"device": summary.get("writeup_device"), "commit": f"commit {commit}" if commit else None,
-            "at_once": f"{jobs} sections at a time" if isinstance(jobs, int) and jobs > 1 else None,
-            "skipped": f"without {', '.join(skipped)}" if skipped else None}
-
-
-def headline_rows(summary: dict | None) -> list[Row]:
-    """The summary's numbers; the whole-writeup wall time says which run (device, commit, jobs) it was."""
-    rows = labelled(summary, HEADLINES, skip=tuple(PROVENANCE) + WRITEUP_DETAILS + ("profile", "dataset"))
-    if not summary or not summary.get("writeup_git_commit"):
-        return rows
-    run = writeup_run(summary)
-    detail = ", ".join(v for v in (run["device"], run["commit"], run["at_once"], run["skipped"]) if v)
-    label = HEADLINES["writeup_wall_s"][0]
-    return [Row(r.label, f"{r.value} ({detail})") if r.label == label else r for r in rows]
-
-
-def provenance_exceptions(summary: dict | None) -> list[str]:
-    """Sections whose device or commit differ from the summary's provenance line, e.g. 'peer (commit abc)'."""
-    summary = summary or {}
-    commits, out = summary.get("commits") or {}, []
-    for section, device in sorted((summary.get("devices") or {}).items()):
-        commit = commits.get(section)
-        differ = ([device] if device and device != summary.get("device") else []) + \
-                 ([f"commit {commit}"] if commit and commit != summary.get("git_commit") else [])
-        if differ:
-            out.append(f"{section} ({', '.join(differ)})")
-    return out
+def other_devices(summary: Summary) -> list[str]:
+    """Sections whose results come from another device than the summary's, e.g. 'peer (NVIDIA H100)'."""
+    device = summary.get("device")
+    return [f"{section} ({d})" for section, d in sorted((summary.get("devices") or {}).items()) if d and d != device]
 
 
 def section_path(section: registry.Section) -> str:
-    return f"{section.part}/{section.name}.md"
+    return TOP_LEVEL.get(section.name, f"{section.part}/{section.name}.md")
 
 
 def link(from_page: str, to_path: str) -> str:
@@ -151,38 +60,10 @@ def link(from_page: str, to_path: str) -> str:
     return posixpath.relpath(to_path, posixpath.dirname(from_page) or ".")
 
 
-def labelled(data: dict | None, labels: dict[str, tuple[str, str]], skip: tuple[str, ...] = ()) -> list[Row]:
-    """Known keys first in their order, then any other scalar (but `skip`), each formatted."""
-    if not data:
-        return []
-    items = scalar_items(data)
-    keys = [k for k in labels if k in items] + [k for k in items if k not in labels and k not in skip]
-    return [Row(labels.get(k, (k, ".4g"))[0], fmt_value(items[k], labels.get(k, (k, ".4g"))[1])) for k in keys]
-
-
-def figure_blocks(figures: list[dict]) -> list[dict]:
-    """Consecutive figures with a `group` become one set of content tabs; others stand alone."""
-    blocks: list[dict] = []
-    for fig in figures:
-        group = fig.get("group")
-        if not group:
-            blocks.append({"figure": fig})
-            continue
-        if not blocks or "tabs" not in blocks[-1]:
-            blocks.append({"tabs": {}})
-        blocks[-1]["tabs"].setdefault(str(group), []).append(fig)
-    return blocks
-
-
-def hero_figure(m: dict) -> dict | None:
-    """The figure for the index card: the first still image of the last group (the final epoch), else the
-    first still image, else any figure."""
-    images = [f for f in m["figures"] if f["kind"] == "image"]
-    grouped = [f for f in images if f.get("group")]
-    if grouped:
-        last = grouped[-1]["group"]
-        return next(f for f in grouped if f["group"] == last)
-    return (images or m["figures"] or [None])[0]
+def writeup_order(sections: list[registry.Section]) -> list[registry.Section]:
+    """Sections in the order of the writeup (registry.ORDER), not the dependency order."""
+    rank = {name: i for i, name in enumerate(registry.ORDER)}
+    return sorted(sections, key=lambda s: rank.get(Path(s.module_file).stem, len(rank)))
 
 
 class Pages:
@@ -190,79 +71,102 @@ class Pages:
 
     def __init__(self, renderer: Renderer, results: Results, statuses: list[Status], results_label: str):
         self.r = renderer
+        self.r.env.globals.update(GLOBALS)
+        self.r.env.filters["percent"] = GLOBALS["percent"]
+        self.r.env.filters["recipe"] = recipe_label
+        self.r.env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
         self.results = results
+        self.runs = results.runs
+        self.archived = results.archived
+        self.summary = results.headline
         self.status = {s.section: s for s in statuses}
-        self.sections = [s for s in registry.all_sections() if s.name in results.manifests]
+        self.sections = writeup_order([s for s in registry.all_sections() if s.name in results.manifests])
         self.results_label = results_label
         self.shared = shared_device(results.manifests)
-        # cross-section FID pairs, shown on the evaluation page: computed once, not once per page
-        self.fid_noise = fid_noise_rows(results.manifests, results.benchmark, results.archive)
+        # cross-section FID pairs (the run history and the evaluation): computed once, not once per page
+        self.fid_noise = fid_noise_rows(self.runs, results.benchmark, self.archived)
 
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
-        pages[INDEX] = self.r.render("index.md.j2", **self.common(INDEX), **self.index_context())
+        pages[INDEX] = self.r.render("index.md.j2", **self.common(INDEX))
+        pages[CONCLUSIONS] = self.r.render("conclusions.md.j2", **self.common(CONCLUSIONS))
+        pages[HISTORY] = self.r.render("history.md.j2", **self.common(HISTORY), **self.history_context())
         pages[REPRODUCE] = self.r.render("reproduce.md.j2", **self.common(REPRODUCE), rows=self.reproduce_rows())
         pages[PERFORMANCE] = self.r.render("performance.md.j2", **self.common(PERFORMANCE),
-                                           benchmark=labelled(self.results.benchmark, BENCHMARKS),
+                                           benchmark=labelled(self.results.benchmark, BENCHMARKS, skip=("git_commit",)),
                                            quality=quality_of(self.results.benchmark),
                                            targets=targets_of(self.results.benchmark, self.results.summary),
                                            rows=self.performance_rows())
         return pages
 
     def nav(self) -> list[Any]:
-        """Home, one entry per part (its sections), then Performance and Reproduce."""
+        """Home, the model, the parts of the course, conclusions, then the appendix."""
         out: list[Any] = [{"Home": INDEX}]
-        for part, title in registry.PARTS.items():
-            paths = [section_path(s) for s in self.sections if s.part == part]
+        out += [{s.title: section_path(s)} for s in self.sections if s.name in TOP_LEVEL]
+        for title, parts in GROUPS:
+            paths = [section_path(s) for s in self.sections if s.part in parts and s.name not in TOP_LEVEL]
             if paths:
                 out.append({title: paths})
-        return out + [{"Performance": PERFORMANCE}, {"Reproduce": REPRODUCE}]
+        return out + [{"Conclusions": CONCLUSIONS}, {"Appendix": [{t: p} for t, p in APPENDIX]}]
 
     # ---- contexts ------------------------------------------------------------------------------
     def common(self, page: str) -> dict[str, Any]:
-        manifests = list(self.results.manifests.values())
-        return {"page": page, "results_label": self.results_label, "parts": registry.PARTS,
-                "dataset": self.results.dataset, "shown": self.results.shown,
-                "profiles": sorted({m["profile"] for m in manifests}),
-                "devices": sorted({m["device"] for m in manifests}),
-                "commits": sorted({m["git_commit"] for m in manifests}),
-                "total_wall_s": sum(m["wall_s"] for m in manifests),
+        """What every template sees: every run by name, the summary, links relative to this page."""
+        runs = list(self.runs.values())
+        return {"page": page, "results_label": self.results_label, "runs": self.runs, "summary": self.summary,
+                "profiles": sorted({r.profile for r in runs}), "devices": sorted({r.device for r in runs}),
+                "total_wall_s": sum(r.wall_s for r in runs), "cards": self.cards(),
                 "stale": [self.status[s.name] for s in self.sections if self.status[s.name].state == "stale"],
+                "fid_noise": self.fid_noise, "split_sizes": self.split_sizes(),
+                "other_devices": other_devices(self.summary), "dataset": self.results.dataset.title,
+                "data": self.results.dataset, "shown": self.results.shown,
+                "results_base": lambda name: link(page, f"results/{name}") + "/",
+                "display_width": lambda section, file, kind: images.display_width(
+                    self.results.root / section / file, kind),
                 "link": lambda to: link(page, to), "section_link": lambda name: link(page, self.path_of(name))}
+
+    def cards(self) -> dict[str, list[Card]]:
+        """The sections of each navigation group (the index's map of the writeup)."""
+        out = {}
+        for title, parts in GROUPS:
+            cards = [Card(s, section_path(s), self.runs[s.name], self.status[s.name])
+                     for s in self.sections if s.part in parts and s.name not in TOP_LEVEL]
+            if cards:
+                out[title] = cards
+        return out
+
+    def split_sizes(self) -> dict[str, int | None]:
+        """How many digits the training and test splits hold (what `train_images: 0` means)."""
+        train = self.summary.value("train_images") or next(
+            (r.value("train_images") for r in self.runs.values() if r.value("train_images")), None)
+        test = next((r.value("test_images") for r in self.runs.values() if r.value("test_images")), None)
+        return {"train_images": train, "test_images": test}
 
     def path_of(self, name: str) -> str:
         return section_path(registry.get(name))
 
     def section_page(self, section: registry.Section) -> str:
         page = section_path(section)
-        m = self.results.manifests[section.name]
-        metrics = {k: Metric(v["value"], v["label"], v.get("fmt", ".4g")) for k, v in m["metrics"].items()}
-        ctx = {"m": m, "metrics": metrics, "config": m["config"], "section": section,
-               "base": link(page, f"results/{section.name}") + "/",
-               "fid_noise": self.fid_noise, **self.derived(section.name, m),
-               "alongside": describe(self.shared.get(section.name, []))}
-        intro_name = f"sections/{section.name}.md.j2"
-        intro = self.r.render(intro_name, **ctx).strip() if self.r.exists(intro_name) else None
-        return self.r.render("section.md.j2", **self.common(page), **ctx, intro=intro,
-                             status=self.status[section.name], blocks=figure_blocks(m["figures"]))
+        run = self.runs[section.name]
+        ctx = {"run": run, "metrics": run.metrics, "config": run.config, "section": section, "placed": [],
+               "base": link(page, f"results/{section.name}") + "/", "status": self.status[section.name],
+               "config_yaml": annotated_yaml(run.config, self.split_sizes()), **self.derived(section.name, run)}
+        own = f"sections/{section.name}.md.j2"
+        return self.r.render(own if self.r.exists(own) else "section.md.j2", **self.common(page), **ctx)
 
-    def derived(self, name: str, m: dict) -> dict[str, Any]:
-        """What a section's template needs beyond its own manifest (see DERIVED)."""
+    def derived(self, name: str, run: SectionRun) -> dict[str, Any]:
+        """What a section's template needs beyond its own run (see DERIVED)."""
+        if name == "model":           # the diagram is drawn from the traced graph beside the manifest
+            return {"diagram": diagram.from_results(self.results.root)}
         context = DERIVED.get(name)
-        return context(m, self.results.archive.get(name, []), self.results.summary) if context else {}
+        return context(run, self.archived.get(name, []), self.summary) if context else {}
 
-    def index_context(self) -> dict[str, Any]:
-        cards = []
-        for s in self.sections:
-            m = self.results.manifests[s.name]
-            cards.append({"section": s, "path": section_path(s), "figure": hero_figure(m),
-                          "base": f"results/{s.name}/", "status": self.status[s.name]})
-        by_part = {part: [c for c in cards if c["section"].part == part] for part in registry.PARTS}
-        summary = self.results.summary
-        return {"headline": headline_rows(summary),
-                "provenance": labelled({k: v for k, v in (summary or {}).items() if k in PROVENANCE}, PROVENANCE),
-                "provenance_exceptions": provenance_exceptions(summary),
-                "by_part": {p: cs for p, cs in by_part.items() if cs}}
+    def history_context(self) -> dict[str, Any]:
+        """The run history: archived runs of the better recipe and the ablations beside the current ones."""
+        better, abl = self.runs.get("better-recipe"), self.runs.get("ablations")
+        return {"recipe_runs": recipe_runs.runs(better, self.archived.get("better-recipe", [])) if better else [],
+                "ablations": ablation_runs.history(abl, self.archived.get("ablations", [])) if abl else
+                {"run_labels": [], "across_runs": []}}
 
     def reproduce_rows(self) -> list[dict]:
         return [{"section": s, "m": self.results.manifests[s.name], "status": self.status[s.name],
@@ -271,9 +175,9 @@ class Pages:
     def performance_rows(self) -> list[dict]:
         rows = []
         for s in self.sections:
-            m = self.results.manifests[s.name]
-            rows.append({"section": s, "path": section_path(s), "m": m,
-                         "train_wall_s": metric_value(m, "train_wall_s"),
+            run = self.runs[s.name]
+            rows.append({"section": s, "path": section_path(s), "m": self.results.manifests[s.name],
+                         "train_wall_s": run.value("train_wall_s"),
                          "alongside": mean_others(self.shared.get(s.name, [])),
-                         "img_per_s": metric_value(m, "train_img_per_s")})
+                         "img_per_s": run.value("train_img_per_s")})
         return rows

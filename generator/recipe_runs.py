@@ -1,28 +1,23 @@
-"""What the better-recipe page derives from its manifest and the archived runs of the section.
+"""What the better-recipe page and the run history derive from the section's runs (current and archived).
 
-Each run trained some models (its training table) and sampled each at gamma = 1 from N(0, I) on the
-grid (the model's own quality, before guidance or sampler tricks; its metric `unguided_fid_key`). The page compares runs on that
-number and says when the longest training was not the best one. Templates only lay these out.
+Each run trained some models (its `training` table) and sampled each at gamma = 1 from N(0, I) on the
+grid (its `grid` table): the model's own quality, before guidance or sampler tricks. Runs are compared
+on that number, and the page says when the longest training was not the best one. Templates only lay
+these out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-from experiments.sections.better_recipe import accuracy_standard_error, headline_accuracy_bar
-from experiments.core.variants import short, slug
-from generator.archive import describe_run
-from generator.inputs import metric_value, table_rows
+from generator.labels import recipe_label
+from generator.reader import SectionRun
 
-
-def unguided_fid_key(variant: str) -> str:
-    """The better-recipe metric of a model's grid FID at gamma = 1 from N(0, I)."""
-    return f"fid_{slug(variant)}_1"
+UNGUIDED = {"guidance": "γ = 1", "sampler": "N(0, I) start"}     # the grid point that judges the model itself
 
 
 @dataclass(frozen=True)
 class Model:
-    name: str            # the variant's short label, as in the tables
+    name: str            # the recipe in words
     steps: int           # optimizer steps
     loss: float          # final training loss
     fid: float | None    # grid FID at gamma = 1 from N(0, I); None if the run did not sample it
@@ -30,34 +25,45 @@ class Model:
 
 @dataclass(frozen=True)
 class Run:
-    label: str           # commit, date, device
-    current: bool        # the run this page shows
+    label: str           # date and device
+    commit: str          # short commit of the code that made it
+    current: bool        # the run the better-recipe page shows
     models: tuple[Model, ...]
     headline: str        # '<model>, <setting>: FID x = r × floor at a%' ('' if the run has none)
     memorisation: float | None   # the headline samples' nearest-training-digit distance / the test digits'
 
 
-def models(manifest: dict) -> tuple[Model, ...]:
-    """The run's models in training order (its config's variants; the training table has a row for
-    each, in that order), each with its unguided grid FID."""
-    variants = manifest["config"].get("variants", [])
-    fids = {short(v): metric_value(manifest, unguided_fid_key(v)) for v in variants}
-    return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in table_rows(manifest, "training"))
+def describe_run(run: SectionRun) -> str:
+    """'2026-11-25, NVIDIA H100 80GB HBM3': which run a number comes from."""
+    return f"{run.date}, {run.device}"
 
 
-def headline(manifest: dict) -> str:
-    value = lambda key: metric_value(manifest, key)                   # noqa: E731
-    if value("fid_headline") is None:
+def models(run: SectionRun) -> tuple[Model, ...]:
+    """The run's models in training order, each with its unguided grid FID."""
+    training, grid = run.table("training"), run.table("grid")
+    if training is None:
+        return ()
+    out = []
+    for row in training.rows:
+        point = grid.first(model=row["variant"], **UNGUIDED) if grid is not None else None
+        out.append(Model(recipe_label(row["variant"]), row["optimizer_steps"], row["final_loss"],
+                         point["fid"] if point else None))
+    return tuple(out)
+
+
+def headline(run: SectionRun) -> str:
+    if run.value("fid_headline") is None:
         return ""
-    model = f"{value('headline_variant')}, " if value("headline_variant") is not None else ""
-    return (f"{model}{value('headline_setting')}: FID {value('fid_headline'):.2f} = "
-            f"{value('fid_ratio_headline'):.2f} × floor at {100 * value('accuracy_headline'):.2f}%")
+    variant = run.value("headline_variant")
+    model = f"{recipe_label(str(variant))}, " if variant is not None else ""
+    return (f"{model}{run.value('headline_setting')}: FID {run.value('fid_headline'):.2f} = "
+            f"{run.value('fid_ratio_headline'):.2f} × floor at {100 * run.value('accuracy_headline'):.2f} %")
 
 
-def runs(current: dict, archived: list[dict]) -> list[Run]:
+def runs(current: SectionRun, archived: list[SectionRun]) -> list[Run]:
     """The archived runs, oldest first, then the current one."""
-    return [Run(describe_run(m), m is current, models(m), headline(m), metric_value(m, "memorisation_ratio_headline"))
-            for m in [*archived, current]]
+    return [Run(describe_run(r), r.git_commit[:7], r is current, models(r), headline(r),
+                r.value("memorisation_ratio_headline")) for r in [*archived, current]]
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class Overtrained:
     passes: int | None    # how often the longest run showed each training digit (None: split size unknown)
 
 
-def overtrained(current: dict, train_images: int | None) -> Overtrained | None:
+def overtrained(current: SectionRun, train_images: int | None) -> Overtrained | None:
     """The longest-trained model when another model reached a lower FID, else None."""
     judged = [m for m in models(current) if m.fid is not None]
     if len(judged) < 2:
@@ -77,19 +83,13 @@ def overtrained(current: dict, train_images: int | None) -> Overtrained | None:
     longest, best = max(judged, key=lambda m: m.steps), min(judged, key=lambda m: m.fid)
     if longest.steps == best.steps:
         return None
-    batch = current["config"]["base"]["train"]["batch_size"]
+    batch = current.config["base"]["train"]["batch_size"]
     return Overtrained(longest, best, longest.loss == min(m.loss for m in judged), train_images or None,
                        round(longest.steps * batch / train_images) if train_images else None)
 
 
-def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
-    """What the better-recipe template reads beyond its manifest: the runs table (only when there are
-    archived runs to compare with), the overtraining note, and the grid's accuracy standard error at the
-    target with the bar a headline point had to clear (None for runs recorded before the margin existed)."""
-    config = manifest["config"]
-    # the section's own bar, read off the recorded config (its fields by name, as the dataclass has them)
-    bar = headline_accuracy_bar(SimpleNamespace(**config)) if config.get("headline_margin_se") else None
-    return {"runs": runs(manifest, archived) if archived else [],
-            "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
-            "accuracy_se": accuracy_standard_error(config["target_accuracy"], config["samples"]),
-            "headline_bar": bar}
+def page_context(run: SectionRun, archived: list[SectionRun], summary: dict | None) -> dict:
+    """What the better-recipe template reads beyond its run: the models, the overtraining note and how
+    many archived runs the run history holds."""
+    return {"models": models(run), "overtrained": overtrained(run, (summary or {}).get("train_images")),
+            "archived_runs": len(archived)}

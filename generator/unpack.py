@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.core.data import dataset_of
+from experiments.pipeline.destination import dataset_of
 from experiments.pipeline import destination, registry
 from experiments.errors import UserError
 from experiments.pipeline.results import MANIFEST, load_manifest, load_results_json, run_tag, swap_in, writing

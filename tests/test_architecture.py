@@ -117,3 +117,41 @@ def test_status_names_the_module_that_changed(package_copy):
     assert staleness.code_reasons(section, manifest) == []
     append(package_copy / "core" / "training.py", "\nBATCH_HINT = 128\n")
     assert staleness.code_reasons(section, manifest) == ["experiments/core/training.py changed"]
+
+
+def generator_imports(path: Path) -> set[str]:
+    """The modules a generator file imports (its own text, not what those import in turn)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_site_generator_renders_from_results_only():
+    """No module of the site generator imports section code or the core library: everything a page shows
+    comes from the recorded results. It may use the pipeline (registry, staleness, results reading,
+    runner), the errors and the command-line runner."""
+    allowed = ("experiments.pipeline", "experiments.errors", "experiments.cli")
+    for path in modules_under("generator"):
+        for module in generator_imports(path):
+            if module == "experiments" or not module.startswith("experiments"):
+                continue
+            assert not module.startswith(("experiments.sections", "experiments.core")), \
+                f"{path.relative_to(ROOT)} imports {module}"
+            assert module.startswith(allowed), f"{path.relative_to(ROOT)} imports {module}"
+
+
+def test_build_site_reruns_through_the_experiments_entry_point():
+    """`build-site --rerun` and `python -m experiments run` start runs through the same function."""
+    from experiments import cli as experiments_cli
+    from experiments.pipeline import runner
+    from generator import build
+
+    assert experiments_cli.run is runner.run
+    assert "runner.run(" in (ROOT / "generator" / "build.py").read_text() and build.runner is runner

@@ -30,8 +30,8 @@ def site(quick_run, tmp_path_factory) -> Path:
 
 
 def pages() -> list[str]:
-    return ["", "reproduce/", "performance/"] + [section_path(s).removesuffix(".md") + "/"
-                                                 for s in registry.all_sections()]
+    return ["", "reproduce/", "performance/", "history/", "conclusions/"] + [
+        section_path(s).removesuffix(".md") + "/" for s in registry.all_sections()]
 
 
 def test_every_page_renders_in_chromium(site):
@@ -89,3 +89,43 @@ def test_formulas_on_the_index_and_the_diffusion_pages(site):
     """The pages that explain the maths carry formulas (so the typesetting check above is not vacuous)."""
     for path in ["index.html", "part2/time-conditioned/index.html", "part1/pure-noise/index.html"]:
         assert 'class="arithmatex"' in (site / path).read_text(), path
+
+
+# what overflows: tables wider than the text column (shown open or closed), and the page itself
+TABLES_WIDER_THAN_THE_COLUMN = """() => {
+  const column = document.querySelector('.md-content__inner');
+  const width = column.getBoundingClientRect().width;
+  return Array.from(column.querySelectorAll('table'))
+    .map(t => [(t.querySelector('th, td') || {}).textContent || '', Math.ceil(t.scrollWidth), Math.floor(width)])
+    .filter(([, table, col]) => table > col + 1);
+}"""
+
+
+def overflow(site: Path, width: int, script: str) -> dict[str, object]:
+    """Per page, what `script` reports at a viewport this wide (pages with nothing to report left out)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    found: dict[str, object] = {}
+    with serve_static(site) as base, sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            for path in pages():
+                page.goto(base + path, wait_until="load")
+                page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+                result = page.evaluate(script)
+                if result:
+                    found[path or "index"] = result
+        finally:
+            browser.close()
+    return found
+
+
+def test_at_laptop_width_every_table_fits_its_column(site):
+    assert overflow(site, 1280, TABLES_WIDER_THAN_THE_COLUMN) == {}
+
+
+def test_at_phone_width_no_page_is_wider_than_the_screen(site):
+    """A wide table may scroll inside its own box, but the page never scrolls sideways."""
+    wider = overflow(site, 390, "() => document.documentElement.scrollWidth > window.innerWidth ? "
+                                "document.documentElement.scrollWidth : 0")
+    assert wider == {}

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from experiments.pipeline import registry, runner
-from experiments.core.variants import short
 from generator import checks, lock
 from generator.cli import main
+from generator.labels import recipe_label
 from generator.pages import section_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -76,16 +76,18 @@ def snapshot(site: Path) -> dict[str, bytes]:
 def test_every_section_gets_a_page_with_its_figures(built):
     for section in registry.all_sections():
         m = json.loads((built.results / section.name / "manifest.json").read_text())
-        page = built.site / section_path(section).removesuffix(".md") / "index.html"
+        path = section_path(section).removesuffix(".md")
+        page = built.site / path / "index.html"
         html = unescape(page.read_text())
         assert section.title in html
-        for fig in m["figures"]:
+        up = "../" * (path.count("/") + 1)
+        for fig in m["figures"]:                     # placed with its observation, or among the rest
             assert (built.site / "results" / section.name / fig["file"]).is_file()
-            assert f'../../results/{section.name}/{fig["file"]}' in html
-        assert m["git_commit"] in html and m["config_hash"] in html          # provenance and configuration
-        for metric in m["metrics"].values():
-            assert metric["label"].split(" (")[0] in html
-    for extra in ("reproduce", "performance"):
+            assert f'{up}results/{section.name}/{fig["file"]}' in html, (section.name, fig["file"])
+        provenance = html[html.index('<details class="provenance"'):]
+        assert m["git_commit"] in provenance and m["config_hash"] in provenance   # collapsed at the end
+        assert html.index("<h2") < html.index('<details class="provenance"')
+    for extra in ("reproduce", "performance", "history", "conclusions", "model"):
         assert (built.site / extra / "index.html").is_file()
 
 
@@ -94,19 +96,23 @@ def test_site_features(built):
     assert 'class="arithmatex"' in index                             # formulas, typeset offline by KaTeX
     assert "assets/katex/katex.min.js" in index and "cdn" not in index.lower()
     assert "fonts.googleapis" not in index
-    assert 'class="grid cards"' in index
+    assert 'class="grid cards"' in index and "What we found" in index and "One number per model" in index
+    for group in ("Part 1: denoising", "Part 2: diffusion models", "Part 3: sampling loops",
+                  "Evaluation and extensions", "Conclusions", "Appendix", "Run history"):
+        assert group in index, group                                 # the navigation follows the course
     class_page = (built.site / "part2" / "class-conditioned" / "index.html").read_text()
-    assert "tabbed-set" in class_page and "Epoch 1" in class_page     # epochs as content tabs
+    assert 'class="side-by-side"' in class_page and "After epoch 1" in class_page   # epochs side by side
     assert "glightbox" in class_page and "<figcaption>" in class_page
-    assert "admonition" in class_page                                 # notes
-    assert "Part 1: a single-step denoiser" in index                  # navigation by part
-    evaluation = (built.site / "evaluation" / "evaluation" / "index.html").read_text()
+    assert 'class="observation"' in class_page                       # what to see, below the figure
+    assert 'data-search-exclude' in class_page                       # provenance stays out of search
+    model = (built.site / "model" / "index.html").read_text()
+    assert '<svg class="unet-diagram"' in model and ">skip " in model and "Algorithm 2" in model
+    history = (built.site / "history" / "index.html").read_text()
     # the same weights sampled by three sections: FID pairs that differ in one thing only
-    assert "How much an FID moves" in evaluation and "the starting noise" in evaluation
+    assert "How far an FID moves" in history and "the starting noise" in history and "(draw 2)" in history
     performance = (built.site / "performance" / "index.html").read_text()
     assert "Other sections at the same time" in performance        # times are read with what shared the GPU
-    assert "(draw 2)" in evaluation                                   # the better recipe's two headline draws
-    better = (built.site / "evaluation" / "better-recipe" / "index.html").read_text()
+    better = " ".join((built.site / "evaluation" / "better-recipe" / "index.html").read_text().split())
     assert "is what the starting noise alone does" in better
 
 
@@ -164,7 +170,7 @@ def test_rerun_marks_dependants_stale_and_does_not_rerun_them(quick_run, tree, d
     assert "stale: out-of-distribution (input single-step-denoiser was rerun)" in out
     assert json.loads(ood.read_text())["run_id"] == before           # marked stale, not rerun
     page = (tree.site / "part1" / "out-of-distribution" / "index.html").read_text()
-    assert "Stale results" in page
+    assert "These results were made by earlier code" in page
     code, out, _ = run_cli("--status", *build_args(tree))
     status = {line.split()[1]: line for line in out.splitlines()}
     assert status["single-step-denoiser"].startswith("fresh")
@@ -184,36 +190,24 @@ def test_results_built_on_weights_of_another_run_are_stale(tree):
     assert status["evaluation"].startswith("fresh")
 
 
-def test_better_recipe_page_names_grid_points_within_the_fid_target(tree):
-    path = tree.results / "better-recipe" / "manifest.json"
-    m = json.loads(path.read_text())
-    grid = next(t for t in m["tables"] if t["key"] == "grid")
-    ours = [r for r in grid["rows"] if not r[0].startswith("reference")]
-    ours[0][4], ours[0][5] = 2.5, "98.50%"          # within the FID target, under the accuracy target
-    ours[1][4], ours[1][5] = 2.9, "99.50%"          # both, on the grid
-    for row in ours[2:]:
-        row[4] = 50.0
-    m["metrics"]["fid_ratio_headline"]["value"] = 4.0  # the headline's redraw missed
-    path.write_text(json.dumps(m))
-    code, _, err = run_cli(*build_args(tree))
-    assert code == 0, err
-    page = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
-    assert "Grid points within the FID target" in page
-    assert f"{ours[0][1]}, {ours[0][2]}: 2.5 × floor at 98.50% accuracy (under the accuracy target)" in page
-    assert "2.9 × floor at 99.50% accuracy (both targets on the grid)." in page
-    assert page.index("2.5 × floor") < page.index("2.9 × floor")          # best FID first
-
-
 def set_unguided_fids(m: dict, fids: list[float]) -> None:
-    """Give the better recipe's variants (in config order) these FIDs at gamma = 1 from N(0, I): their
-    metrics and the grid's rows."""
-    from generator.recipe_runs import unguided_fid_key
-
+    """Give the better recipe's models (in training order) these grid FIDs at gamma = 1 from N(0, I)."""
     grid = next(t for t in m["tables"] if t["key"] == "grid")
-    for variant, fid in zip(m["config"]["variants"], fids):
-        m["metrics"][unguided_fid_key(variant)]["value"] = fid
-        row = next(r for r in grid["rows"] if r[0] == short(variant) and r[1] == "γ = 1" and r[2] == "N(0, I) start")
+    training = next(t for t in m["tables"] if t["key"] == "training")["rows"]
+    for (model, *_), fid in zip(training, fids):
+        row = next(r for r in grid["rows"] if r[0] == model and r[1] == "γ = 1" and r[2] == "N(0, I) start")
         row[3] = fid
+
+
+def test_better_recipe_page_names_recipes_in_words(built):
+    m = json.loads((built.results / "better-recipe" / "manifest.json").read_text())
+    page = " ".join(unescape((built.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
+    training = next(t for t in m["tables"] if t["key"] == "training")["rows"]
+    assert "=" in training[0][0]                                       # recorded as switches ...
+    for model, *_ in training:
+        assert recipe_label(model) in page                              # ... shown in words
+    head = page[:page.index('<details class="provenance"')]
+    assert "norm=group" not in head and "ema_decay" not in head
 
 
 def test_better_recipe_page_says_when_the_longest_training_is_worse(tree):
@@ -228,15 +222,15 @@ def test_better_recipe_page_says_when_the_longest_training_is_worse(tree):
     assert code == 0, err
     page = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
     passes = round(training[1][2] * m["config"]["base"]["train"]["batch_size"] / 100)
-    assert f"The longest run, {training[1][0]} ({training[1][2]:,} optimizer steps)" in page
-    assert "reaches FID 9.0 at" in page and f"against 5.0 for {training[0][0]}" in page
-    assert f"The training split here holds 100 digits, so those steps show each digit about {passes} times" in page
+    assert f"the longest run, {recipe_label(training[1][0])} ({training[1][2]:,} optimizer steps)" in page
+    assert "an FID of 9.00 at" in page and f"against 5.00 for {recipe_label(training[0][0])}" in page
+    assert f"With 100 training digits those steps show each digit about {passes} times" in page
 
     set_unguided_fids(m, [9.0, 5.0])                                    # the longer run is the best: no such note
     path.write_text(json.dumps(m))
     code, _, err = run_cli(*build_args(tree))
     assert code == 0, err
-    assert "The longest run" not in (tree.site / "evaluation" / "better-recipe" / "index.html").read_text()
+    assert "the longest run" not in (tree.site / "evaluation" / "better-recipe" / "index.html").read_text()
 
 
 def test_an_archived_run_stays_on_the_pages_after_a_rerun(tree):
@@ -247,21 +241,23 @@ def test_an_archived_run_stays_on_the_pages_after_a_rerun(tree):
     assert archived.parent == tree.results / "archive" and archived.read_bytes() == current.read_bytes()
     assert run_cli("archive", "better-recipe", "--results", str(tree.results))[1].startswith("already archived")
 
-    m = json.loads(current.read_text())                     # a rerun of the same recipe and seed
-    m["run_id"], m["git_commit"] = "better-recipe-rerun", "f" * 40
+    m = json.loads(current.read_text())                     # a rerun of the same recipe and seed, years later
+    m["run_id"], m["git_commit"], m["started_at"] = "better-recipe-rerun", "f" * 40, "2031-01-02T03:04:05Z"
     set_unguided_fids(m, [123.25])                           # its first model
-    row = [short(m["config"]["variants"][0])]                # its label in the tables
+    name = recipe_label(next(t for t in m["tables"] if t["key"] == "training")["rows"][0][0])
     current.write_text(json.dumps(m))
     code, _, err = run_cli(*build_args(tree))
     assert code == 0, err
-    better = " ".join(unescape((tree.site / "evaluation" / "better-recipe" / "index.html").read_text()).split())
+    history = " ".join(unescape((tree.site / "history" / "index.html").read_text()).split())
     old = json.loads(archived.read_text())
-    assert "Earlier and exploratory runs of this section" in better
-    assert f"commit {old['git_commit'][:7]}, {old['started_at'][:10]}" in better
-    assert f"{row[0]}: 123.25 (" in better                             # this page's row
-    evaluation = " ".join(unescape((tree.site / "evaluation" / "evaluation" / "index.html").read_text()).split())
-    assert "the training run (same recipe and seed, trained again in another GPU job with the same models" in evaluation
-    assert f"(commit {old['git_commit'][:7]}); " in evaluation and "(commit fffffff)" in evaluation
+    assert "The better recipe, run by run" in history
+    assert f"{old['started_at'][:10]}, {old['device']}" in history
+    assert f"{name}: 123.25 (" in history                                   # the current run's row
+    assert "the training run (same recipe and seed, trained again with the same models" in history
+    assert f"({old['started_at'][:10]}); " in history and "(2031-01-02)" in history
+    better = (tree.site / "evaluation" / "better-recipe" / "index.html").read_text()
+    main_text = better[:better.index('<details class="provenance"')]
+    assert "history" in main_text and old["started_at"][:10] not in main_text   # a link, not the old rows
 
 
 def test_archive_refuses_what_it_cannot_read(tree):

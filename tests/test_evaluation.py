@@ -154,34 +154,29 @@ def test_summary_nulls_for_missing_or_other_profile_and_merges_run_json(tmp_path
     assert summary["devices"] == {"evaluation": "CPU"} and summary["commits"] == {"evaluation": "abc"}
 
 
-def test_index_names_sections_from_another_device_or_commit_and_the_writeup_run():
-    from generator.pages import HEADLINES, headline_rows, provenance_exceptions
+def test_index_names_sections_from_another_device_and_the_writeup_run():
+    from generator.pages import other_devices
+    from generator.performance_context import targets_of
+    from generator.reader import Summary
 
-    summary = {"device": "H200", "git_commit": "abc", "writeup_wall_s": 90.0, "writeup_git_commit": "old",
+    summary = {"device": "H200", "git_commit": "abc", "writeup_wall_s": 90.0, "writeup_git_commit": "0ld" * 14,
                "writeup_device": "H200", "writeup_jobs": 4, "writeup_finished_at": "2026-01-01T00:00:00Z",
                "devices": {"evaluation": "H200", "peer": "H200", "better-recipe": "H100"},
                "commits": {"evaluation": "abc", "peer": "old", "better-recipe": "abc"}}
-    assert provenance_exceptions(summary) == ["better-recipe (H100)", "peer (commit old)"]
-    rows = {r.label: r.value for r in headline_rows(summary)}
-    assert rows[HEADLINES["writeup_wall_s"][0]].endswith("(H200, commit old, 4 sections at a time)")
-    assert not any(k.startswith("writeup_") for k in rows)       # details fold into the wall-time row
-    assert provenance_exceptions({"device": "H200", "git_commit": "abc"}) == []
-    from generator.pages import targets_of
-
-    [writeup] = targets_of(None, summary)
-    assert writeup["ok"] and writeup["measured"] == "90 s, 4 sections at a time, commit old"
+    assert other_devices(Summary(summary)) == ["better-recipe (H100)"]
+    assert other_devices(Summary({"device": "H200"})) == []
+    [writeup] = targets_of(None, summary)               # the commit shortened: no 40-character hash on a page
+    assert writeup["ok"] and writeup["measured"] == "90 s, 4 sections at a time, commit 0ld0ld0"
     partial = summary | {"writeup_skipped": ["better-recipe"]}     # a partial run never meets the target
     [writeup] = targets_of(None, partial)
-    assert not writeup["ok"] and writeup["measured"] == "90 s, without better-recipe, 4 sections at a time, commit old"
-    rows = {r.label: r.value for r in headline_rows(partial)}
-    assert rows[HEADLINES["writeup_wall_s"][0]].endswith("4 sections at a time, without better-recipe)")
+    assert not writeup["ok"] and writeup["measured"] == "90 s, without better-recipe, 4 sections at a time, commit 0ld0ld0"
 
 
 @pytest.mark.parametrize("plain, position, gap", [([104.0], "inside", 0.0), ([114.2], "above", 10.2),
                                                     ([99.5], "below", 2.0)])
 def test_benchmark_quality_says_where_the_plain_run_falls(plain, position, gap):
     """The performance page's verdict on the fast path's quality follows the measured FIDs."""
-    from generator.pages import quality_of
+    from generator.performance_context import quality_of
 
     quality = quality_of({"fid_plain": plain, "fid_ours": [101.5, 104.0], "quality_seeds": [42, 43]})
     assert quality["position"] == position and quality["gap"] == pytest.approx(gap)
@@ -191,16 +186,17 @@ def test_benchmark_quality_says_where_the_plain_run_falls(plain, position, gap):
 
 def test_evaluation_page_judges_the_better_recipe_by_its_own_targets():
     from generator.evaluation_notes import page_context as evaluation_context
+    from generator.reader import Summary, read_run
 
-    manifest = {"config": {"target_accuracy": 0.99, "target_fid_ratio": 3.0}}
+    run = read_run({"section": "evaluation", "config": {"target_accuracy": 0.99, "target_fid_ratio": 3.0}})
     summary = {"fid_class_conditioned_improved": 5.9, "fid_ratio_class_conditioned_improved": 2.78,
                "class_accuracy_class_conditioned_improved": 0.9885}
-    improved = evaluation_context(manifest, [], summary)["improved"]
+    improved = evaluation_context(run, [], Summary(summary))["improved"]
     assert improved["fid_ok"] and not improved["accuracy_ok"] and improved["fid"] == 5.9
     summary |= {"fid_ratio_class_conditioned_improved": 3.2, "class_accuracy_class_conditioned_improved": 0.991}
-    improved = evaluation_context(manifest, [], summary)["improved"]
+    improved = evaluation_context(run, [], Summary(summary))["improved"]
     assert not improved["fid_ok"] and improved["accuracy_ok"]
-    assert evaluation_context(manifest, [], {"fid_class_conditioned_improved": None})["improved"] is None
+    assert evaluation_context(run, [], Summary({"fid_class_conditioned_improved": None}))["improved"] is None
 
 
 def test_summary_rejects_a_broken_run_json(tmp_path):

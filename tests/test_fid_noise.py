@@ -5,13 +5,20 @@ import copy
 
 import pytest
 
-from generator.fid_noise import fid_noise_rows
+from generator.fid_noise import fid_noise_rows as _rows
+from generator.reader import read_run
 
 RECIPE = {"unet": {"hidden": 64}, "train": {"epochs": 20}}
 
 
 def metric(value):
-    return {"value": value}
+    return {"value": value, "label": "x"}
+
+
+def fid_noise_rows(manifests: dict, benchmark, archive=None):
+    """The rows from manifests as the pages read them (typed runs)."""
+    return _rows({k: read_run({"section": k, **m}) for k, m in manifests.items()}, benchmark,
+                 {k: [read_run({"section": k, **m}) for m in ms] for k, ms in (archive or {}).items()})
 
 
 @pytest.fixture()
@@ -65,22 +72,24 @@ def test_a_broken_premise_drops_its_pair(manifests):
     assert fid_noise_rows({}, None) == []
 
 
-def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42, commit: str = "a" * 40,
+def better_run(run_id: str, variants: list[str], fids: list[float], seed: int = 42,
                started_at: str = "2026-11-25T10:00:00Z") -> dict:
     """A better-recipe manifest whose models (its training table) have these grid FIDs at gamma = 1."""
-    from experiments.core.variants import short
-    from generator.recipe_runs import unguided_fid_key
-
-    return {"run_id": run_id, "profile": "full", "seed": seed, "git_commit": commit, "started_at": started_at,
+    short = [" ".join(part.split(".")[-1] for part in v.split()) for v in variants]   # as runs label them
+    grid = [[n, "γ = 1", "N(0, I) start", f, 1.0, "99%"] for n, f in zip(short, fids)]
+    return {"run_id": run_id, "profile": "full", "seed": seed, "started_at": started_at,
             "loaded_weights": {"classifier": "k"},
             "config": {"base": RECIPE, "samples": 100, "batch": 50, "test_images": 0, "variants": variants},
-            "tables": [{"key": "training", "rows": [[short(v), 80, 100, 0.02, 1.0] for v in variants]}],
-            "metrics": {unguided_fid_key(v): metric(f) for v, f in zip(variants, fids)}}
+            "tables": [{"key": "training", "title": "t", "columns": ["variant", "epochs", "optimizer steps",
+                                                                      "final loss", "training time (s)"],
+                        "rows": [[n, 80, 100, 0.02, 1.0] for n in short]},
+                       {"key": "grid", "title": "g", "columns": ["model", "guidance", "sampler", "FID",
+                                                                  "FID / floor", "class accuracy"], "rows": grid}]}
 
 
 def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
     short, long_ = "unet.norm=group", "unet.norm=group train.epochs=80"
-    manifests["better-recipe"] = better_run("now", [short, long_], [9.0, 8.0], commit="b" * 40)
+    manifests["better-recipe"] = better_run("now", [short, long_], [9.0, 8.0], started_at="2026-11-26T10:00:00Z")
     archive = {"better-recipe": [
         better_run("before", [short, long_, "unet.hidden=128"], [10.0, 7.0]),       # the same two models, and one more
         better_run("explore", ["unet.hidden=128 unet.norm=group"], [12.0]),         # no model in common
@@ -91,21 +100,20 @@ def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
         return [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
 
     rows = retrained()
-    assert [r.same.split(",")[0] for r in rows] == ["norm=group", "norm=group epochs=80"]
-    assert rows[0].fids == (("commit aaaaaaa", 10.0), ("commit bbbbbbb", 9.0))
-    assert rows[1].fids == (("commit aaaaaaa", 7.0), ("commit bbbbbbb", 8.0))
+    assert [r.same.split(", γ")[0] for r in rows] == ["GroupNorm", "GroupNorm, 80 epochs"]
+    assert rows[0].fids == (("2026-11-25", 10.0), ("2026-11-26", 9.0))
+    assert rows[1].fids == (("2026-11-25", 7.0), ("2026-11-26", 8.0))
     assert "beside other models in lockstep" in rows[0].changes           # the variant lists differ
 
-    # a model only explorations trained, twice at one commit: a row after this run's, told apart by start time
+    # a model only explorations trained, twice on one day: a row after this run's, told apart by start time
     wide = "unet.hidden=128 unet.norm=group"
-    archive["better-recipe"].append(better_run("explore-2", [wide], [11.0], commit="c" * 40,
-                                               started_at="2026-11-25T12:34:00Z"))
-    archive["better-recipe"][1]["git_commit"] = "c" * 40
+    archive["better-recipe"].append(better_run("explore-2", [wide], [11.0], started_at="2026-11-24T12:34:00Z"))
+    archive["better-recipe"][1]["started_at"] = "2026-11-24T10:00:00Z"
     # made by code that had one more config field (at its default): the runs still replicate
     archive["better-recipe"][-1]["config"]["base"] = {"unet": {"hidden": 64, "dropout": 0.0}, "train": {"epochs": 20}}
     rows = retrained()
-    assert [r.same.split(",")[0] for r in rows] == ["norm=group", "norm=group epochs=80", "hidden=128 norm=group"]
-    assert rows[2].fids == (("commit ccccccc, 10:00 UTC", 12.0), ("commit ccccccc, 12:34 UTC", 11.0))
+    assert [r.same.split(", γ")[0] for r in rows] == ["GroupNorm", "GroupNorm, 80 epochs", "GroupNorm, width D = 128"]
+    assert rows[2].fids == (("2026-11-24, 10:00 UTC", 12.0), ("2026-11-24, 12:34 UTC", 11.0))
     assert "only the GPU's non-determinism differs" in rows[2].changes   # both trained it alone
     archive["better-recipe"][-1]["config"]["base"]["unet"]["hidden"] = 32  # a field both record, changed
     assert len(retrained()) == 2
@@ -113,5 +121,5 @@ def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
 
     archive["better-recipe"][0]["loaded_weights"] = {"classifier": "another"}  # judged by another classifier
     rows = retrained()
-    assert [r.same.split(",")[0] for r in rows] == ["hidden=128 norm=group"]
+    assert [r.same.split(", γ")[0] for r in rows] == ["GroupNorm, width D = 128"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.overlap import describe, mean_others, shared_device
+from generator.overlap import mean_others, shared_device
 
 
 def run(start: str, wall: float, device: str = "H100", commit: str = "abc") -> dict:
@@ -27,7 +27,3 @@ def test_overlap_fractions_and_what_does_not_count():
     assert shared["after"] == [] and shared["other-gpu"] == [] and shared["other-commit"] == []
     assert "broken" not in shared
     assert mean_others(shared["long"]) == pytest.approx(0.3)
-    assert describe(shared["long"]) == ("on average 0.3 other sections: inside (20 % of its time), "
-                                        "tail (10 % of its time)")
-    assert describe([]) == ""
-    assert describe([(f"s{i}", 1.0) for i in range(6)], shown=4).endswith("s3 (100 % of its time), and 2 more")

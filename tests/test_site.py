@@ -11,7 +11,8 @@ from experiments.errors import UserError
 from experiments.pipeline import staleness
 from generator import checks, lock
 from generator.inputs import load_results
-from generator.pages import figure_blocks, hero_figure, labelled, link, HEADLINES
+from generator.pages import link
+from generator.performance_context import BENCHMARKS, labelled
 from generator.render import Metric, Renderer, cell, fmt_duration, fmt_value
 
 
@@ -45,35 +46,19 @@ def test_template_syntax_error_names_line(tmp_path):
         Renderer(tmp_path).render("bad.md.j2", x=True)
 
 
-def test_repo_templates_reject_a_missing_metric():
-    """The real intro templates use StrictUndefined too: a metric they name must exist."""
+def test_repo_templates_reject_a_missing_value():
+    """The real templates use StrictUndefined too: a value they read must exist."""
     r = Renderer(Path(__file__).resolve().parent.parent / "templates")
-    config = {"unet": {"hidden": 8}, "sigma": 0.5, "train": {"epochs": 2, "lr": 0.003, "batch_size": 32}}
     with pytest.raises(UserError, match="single-step-denoiser.md.j2 line"):
-        r.render("sections/single-step-denoiser.md.j2", m={}, config=config,
-                 metrics={"final_loss": Metric(0.1, "loss")})          # test_mse is missing
+        r.render("sections/single-step-denoiser.md.j2", config={"train": {"checkpoint_epochs": [1]}})  # no sigma
 
 
-def test_figures_group_into_tabs_in_order():
-    figs = [{"file": "loss.png", "group": None}, {"file": "a1", "group": "Epoch 1"},
-            {"file": "g1", "group": "Epoch 1"}, {"file": "a5", "group": "Epoch 5"},
-            {"file": "sweep", "group": None}]
-    blocks = figure_blocks(figs)
-    assert [list(b) for b in blocks] == [["figure"], ["tabs"], ["figure"]]
-    assert {g: [f["file"] for f in fs] for g, fs in blocks[1]["tabs"].items()} == {
-        "Epoch 1": ["a1", "g1"], "Epoch 5": ["a5"]}
-    hero = hero_figure({"figures": [dict(f, kind="plot" if f["file"] == "loss.png" else "image") for f in figs]})
-    assert hero["file"] == "a5"          # the final epoch's first still image
-
-
-def test_links_and_headline_labels():
+def test_links_and_labelled_rows():
     assert link("part1/noising.md", "results/noising") == "../results/noising"
     assert link("index.md", "part2/x.md") == "part2/x.md"
-    rows = labelled({"fid_floor": 1.234, "classifier_test_accuracy": 0.991, "custom": 3, "nested": {"a": 1}},
-                    HEADLINES)
+    rows = labelled({"train_speedup": 5.123, "device": "H200", "custom": 3, "nested": {"a": 1}}, BENCHMARKS)
     assert [(r.label, r.value) for r in rows] == [
-        ("MNIST classifier, test accuracy", "99.1 %"),
-        ("Classifier-FID floor (training digits vs test digits)", "1.23"), ("custom", "3")]
+        ("Device", "H200"), ("Training speed-up", "5.12"), ("custom", "3")]
 
 
 def _page(path: Path, body: str) -> None:

@@ -32,8 +32,7 @@ def record_training(ctx: Context, result: TrainResult, train_cfg: TrainConfig, s
     figures.save_loss_curve(out.path("loss.png"), result.losses, train_cfg.steps_per_epoch, title)
     out.add_series("loss.json", "training loss per step", {
         "loss": result.losses, "steps_per_epoch": train_cfg.steps_per_epoch, "batch_size": train_cfg.batch_size})
-    out.add_figure("loss.png", "Training loss", f"{title}: loss at every optimizer step (faint) and its moving "
-                   "average.", alt="Training loss curve against optimizer steps", kind="plot")
+    out.add_figure("loss.png", "Training loss", alt="Training loss curve against optimizer steps", kind="plot")
     tail = result.losses[-min(len(result.losses), train_cfg.steps_per_epoch):]
     out.add_metric("final_loss", sum(tail) / len(tail), "Mean loss over the last epoch", ".4f")
     out.add_metric("steps", result.steps, "Optimizer steps", "d")
@@ -42,9 +41,6 @@ def record_training(ctx: Context, result: TrainResult, train_cfg: TrainConfig, s
     out.add_metric("train_wall_s", result.wall_s, "Training wall time (s)", ".1f")
     out.add_metric("train_img_per_s", result.images_per_s, "Training throughput (images/s)", ",.0f")
     out.add_metric("parameters", count_parameters(model), "Parameters", ",d")
-    out.add_note(f"Budget: {train_cfg.epochs} reference epochs of {train_cfg.reference_images:,} {items} at batch "
-                 f"{train_cfg.batch_size} = {result.steps:,} optimizer steps; the training split here has "
-                 f"{split_size:,} {items}, so each {ctx.data.item} is seen about {result.passes_over_data:.1f} times.")
 
 
 def unet_spec(unet: UNetConfig, diffusion: DiffusionConfig | None = None) -> dict:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.core.data import DEFAULT_DATASET, dataset_of, get_dataset
+from experiments.core.data import DEFAULT_DATASET, Dataset, dataset_of, get_dataset   # the site reads them here
 from experiments.errors import UserError
 from experiments.pipeline import registry
 from experiments.pipeline.results import load_manifest

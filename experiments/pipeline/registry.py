@@ -10,6 +10,7 @@ from experiments.core.section import Section
 from experiments.errors import UserError
 
 PARTS = {
+    "model": "The model",
     "part1": "Part 1: a single-step denoiser",
     "part2": "Part 2: diffusion models",
     "evaluation": "Evaluation",
@@ -23,8 +24,8 @@ PROFILES = ("full", "quick")
 ORDER = (
     # Part 1
     "noising", "single_step_denoiser", "out_of_distribution", "pure_noise",
-    # Part 2
-    "time_conditioned", "class_conditioned",
+    # Part 2, and the networks of Parts 1 and 2 traced block by block
+    "time_conditioned", "class_conditioned", "model",
     # Evaluation
     "classifier", "evaluation", "better_recipe",
     # Part 3

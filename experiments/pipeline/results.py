@@ -134,18 +134,26 @@ class ResultWriter:
         return self.dir / name
 
     # ---- recording -----------------------------------------------------------------------
-    def add_figure(self, file: str, title: str, caption: str, alt: str | None = None,
+    def add_figure(self, file: str, title: str, caption: str = "", alt: str | None = None,
                    group: str | None = None, kind: str = "image") -> None:
+        """A figure file with a short title and alt text; what it shows is said by the page's template."""
         if not self.path(file).exists():
             raise FileNotFoundError(f"figure {file} was not written")
         data = self.path(file + FIGURE_DATA_SUFFIX)
         self.figures.append({"file": file, "kind": kind, "title": title, "caption": caption,
-                             "alt": alt or f"{title}: {caption}", "group": group,
+                             "alt": alt or (f"{title}: {caption}" if caption else title), "group": group,
                              "data": data.name if data.exists() else None})
 
-    def add_table(self, key: str, title: str, columns: list[str], rows: list[list[Any]],
+    def add_table(self, key: str, title: str, columns: list[str] | dict[str, str], rows: list[list[Any]],
                   caption: str = "") -> None:
-        self.tables.append({"key": key, "title": title, "columns": columns, "rows": rows, "caption": caption})
+        """A table; `columns` maps column keys (what pages look values up by) to labels (what readers see),
+        or lists labels alone (keys are then made from the labels when read)."""
+        table: dict[str, Any] = {"key": key, "title": title}
+        if isinstance(columns, dict):
+            table.update(columns=list(columns.values()), keys=list(columns))
+        else:
+            table.update(columns=list(columns))
+        self.tables.append({**table, "rows": rows, "caption": caption})
 
     def add_metric(self, name: str, value: Any, label: str, fmt: str = ".4g") -> None:
         self.metrics[name] = {"value": value, "label": label, "fmt": fmt}

@@ -92,19 +92,9 @@ def run(ctx: Context) -> None:
         row[4] = round(fids[variant] / reference_fid, 3) if reference_fid > 0 else None
     ctx.out.add_table("ablations", "What each design choice buys",
                       ["variant", "switch", "final loss", "FID", "FID / reference", "training time (s)", "parameters"],
-                      rows, caption=f"Each row changes one setting of the reference configuration (✓) and is trained "
-                      f"with the same budget and seed; FID over {cfg.samples:,} digits from the {cfg.base.diffusion.T}"
-                      "-step DDPM sampler. The x0-predicting variant's loss is measured on x0, not on eps, so it is "
-                      "not comparable with the others.")
-    if together:
-        ctx.out.add_note(f"On the GPU the {len(variants)} variants were trained together in lockstep, one CUDA stream "
-                         "each, so the training time in the table is the wall time of all of them together, not a "
-                         "per-variant speed.")
+                      rows)
     figures.save_labelled_grid(ctx.out.path("samples.png"), grid, labels)
-    ctx.out.add_figure("samples.png", "Samples of each variant", "The first digits sampled from each variant, "
-                       "same starting noise for every row.", alt="Generated digits of every ablation variant")
-    best = min(fids, key=fids.get)
-    ctx.out.add_note(f"Lowest FID: {describe(best)} ({fids[best]:.2f}; reference {reference_fid:.2f}).")
+    ctx.out.add_figure("samples.png", "Samples of each variant", alt="Generated digits of every ablation variant")
 
 
 FULL = AblationConfig()

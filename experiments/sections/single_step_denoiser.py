@@ -17,8 +17,7 @@ def run(ctx: Context) -> None:
         out = denoise_with(ctx, model, epoch, z)
         name = f"denoised_epoch{epoch}.png"
         figures.save_labelled_grid(ctx.out.path(name), [x, z, out], ["clean", f"noisy σ={cfg.sigma:g}", "denoised"])
-        ctx.out.add_figure(name, f"After epoch {epoch}", f"Test {ctx.data.items}: clean, noised with σ = "
-                           f"{cfg.sigma:g}, and the denoiser's output after {epoch} epoch(s).", group=f"Epoch {epoch}",
+        ctx.out.add_figure(name, f"After epoch {epoch}", group=f"Epoch {epoch}",
                            alt=f"Clean, noisy and denoised test {ctx.data.items} after epoch {epoch}")
     test = ctx.test_split(cfg.data.test_images).images
     noisy = test + cfg.sigma * torch.randn(test.shape, generator=ctx.generator(2), device=test.device)
@@ -28,5 +27,5 @@ def run(ctx: Context) -> None:
 
 SECTION = Section(
     name="single-step-denoiser", title="A single-step denoiser", part="part1",
-    summary="Trains an unconditional UNet (D=128) to remove noise of sigma 0.5 in one step.",
+    summary="Trains an unconditional UNet (D = 128) to remove noise of σ = 0.5 in one step.",
     profiles={"full": DenoiserConfig(), "quick": QUICK_DENOISER}, run=run)

@@ -19,15 +19,20 @@ def run(ctx: Context) -> None:
         figures.save_grid(ctx.out.path(png), result.x0, nrow=nrow)
         figures.save_gif(ctx.out.path(gif), result.frames, nrow=nrow)
         group = f"Epoch {epoch}"
-        ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"{cfg.samples} digits sampled from pure noise "
-                           f"with {cfg.diffusion.T} DDPM steps, model after epoch {epoch}.", group=group,
+        ctx.out.add_figure(png, f"Samples after epoch {epoch}", group=group,
                            alt=f"Grid of digits sampled by the time-conditioned model after epoch {epoch}")
-        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The same samples during sampling, one frame "
-                           f"every {cfg.gif_every} steps from t = {cfg.diffusion.T - 1} to 0.", group=group, kind="gif",
+        ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", group=group, kind="gif",
                            alt=f"Animation of the denoising trajectory after epoch {epoch}")
+        if epoch == cfg.train.checkpoint_epochs[-1]:              # the final model's trajectory, as a still
+            shown = min(4, cfg.samples)
+            strip = f"trajectory_epoch{epoch:02d}.png"
+            figures.save_trajectory_strip(ctx.out.path(strip), result.frames, result.frame_steps,
+                                          [f"sample {i + 1}" for i in range(shown)])
+            ctx.out.add_figure(strip, f"The trajectory after epoch {epoch}, as a still", group=group,
+                               alt="A few samples at evenly spaced steps of sampling, from noise to digits")
 
 
 SECTION = Section(
     name="time-conditioned", title="A time-conditioned DDPM", part="part2",
-    summary="Trains the time-conditioned UNet (D=64, 20 epochs) to predict noise and samples from scratch.",
+    summary="Trains the time-conditioned UNet (D = 64, 20 epochs) to predict noise and samples digits from scratch.",
     profiles={"full": DDPMConfig(), "quick": quick_ddpm("time")}, run=run)

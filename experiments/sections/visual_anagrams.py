@@ -62,8 +62,6 @@ def run(ctx: Context) -> None:
     figures.save_labelled_grid(out.path("best.png"), [x0[best], turned[best]], ["upright", "upside down"],
                                [f"{a} / {b}" for a, b in pairs])
     out.add_figure("best.png", "Visual anagrams, best of each pair",
-                   f"For each pair c1 / c2, the one of {n} samples with the highest min(p(c1 | upright), "
-                   f"p(c2 | upside down)) under the classifier: top as generated, bottom turned over ({cfg.flip}).",
                    alt="Digit images that read as one digit upright and another upside down")
     shown = min(cfg.shown, n)
     rows, labels = [], []
@@ -71,16 +69,13 @@ def run(ctx: Context) -> None:
         rows += [x0[j * n:j * n + shown], turned[j * n:j * n + shown]]
         labels += [f"{a} upright", f"{b} turned"]
     figures.save_labelled_grid(out.path("samples.png"), rows, labels)
-    out.add_figure("samples.png", "Visual anagrams, not picked", f"The first {shown} samples of each pair, upright "
-                   "and turned over (same seeds across pairs).", alt="Unpicked visual anagram samples")
+    out.add_figure("samples.png", "Visual anagrams, not picked", alt="Unpicked visual anagram samples")
 
     out.add_table("pairs", f"{n} anagrams per pair (γ = {cfg.gamma:g}, stride {cfg.stride}, flip {cfg.flip})",
                   ["c1 / c2", "upright read as c1", "turned read as c2", "both",
                    "baseline: plain c1, turned read as c2", "baseline: both"],
                   [[f"{a} / {b}"] + [round(v, 4) for v in (r[0], r[1], r[2], r[4], r[5])]
-                   for (a, b), r in zip(pairs, stats)],
-                  caption="The baseline samples c1 alone from the same noise: a 6 turned over is already a 9, so "
-                          "that pair succeeds without the trick; the other pairs need it.")
+                   for (a, b), r in zip(pairs, stats)])
     out.add_metric("both", sum(r[2] for r in stats) / p, "Anagrams read both ways, mean over pairs", ".1%")
     out.add_metric("baseline_both", sum(r[5] for r in stats) / p, "Plain c1 samples read both ways (baseline)", ".1%")
     for (a, b), r in zip(pairs, stats):
