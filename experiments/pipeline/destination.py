@@ -19,6 +19,9 @@ from experiments.errors import UserError
 from experiments.pipeline import registry
 from experiments.pipeline.results import load_manifest
 
+__all__ = ["WRITEUP", "OTHERS", "DEFAULT_PROFILE", "DEFAULT_DATASET", "Dataset", "dataset_of", "get_dataset",
+           "Kind", "Target", "default_folder", "work_folder", "recorded", "describe", "resolve", "check"]
+
 WRITEUP = Path("docs/results")     # the published writeup: MNIST, full profile
 OTHERS = Path("results")           # every other dataset and profile, one subfolder each (git-ignored)
 DEFAULT_PROFILE = "full"
