@@ -42,7 +42,7 @@ def test_results_go_to_their_own_folder_and_name_the_dataset(fashion, data_root)
     results = fashion / "results" / "fashion-mnist-quick"
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted(SECTIONS)
     assert not (fashion / "docs").exists() and not (fashion / "results" / "mnist-quick").exists()
-    assert (fashion / ".work" / "fashion-mnist-quick" / "classifier" / "model.json").is_file()
+    assert list((fashion / ".work" / "fashion-mnist-quick" / "classifier").glob("*/model.json"))   # keyed folder
     for name in SECTIONS:
         dataset = json.loads((results / name / "manifest.json").read_text())["dataset"]
         assert dataset["name"] == "fashion-mnist" and dataset["title"] == "Fashion-MNIST"
