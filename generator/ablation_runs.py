@@ -7,17 +7,43 @@ own, which is the yardstick for the differences between variants. Templates only
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from experiments.sections.ablations import describe
-from experiments.core.variants import slug
 from generator.archive import describe_run
 from generator.inputs import metric_value
 
 
-def fid_key(variant: str) -> str:
+# the words for each switch of runs recorded with variant strings ('unet.norm=group')
+_LEGACY_LABELS = {
+    "reference": "reference configuration ✓",
+    "unet.residual=true": "residual connections in the conv blocks",
+    "unet.norm=group": "GroupNorm instead of BatchNorm",
+    "unet.final_kernel=1": "1x1 final conv instead of 3x3",
+    "diffusion.t_per=batch": "one t per batch instead of per sample",
+    "diffusion.predict=x0": "predict x0 instead of eps",
+}
+
+
+def variant_name(variant: dict | str) -> str:
+    """A variant's metric name: a typed variant's `name`, or a variant string's slug (earlier runs)."""
+    if isinstance(variant, dict):
+        return variant["name"]
+    return re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_")
+
+
+def variant_label(variant: dict | str) -> str:
+    """A variant's label for readers (earlier runs: from its switch string)."""
+    if isinstance(variant, dict):
+        return variant["label"]
+    if variant.startswith("train.ema_decay="):
+        return f"EMA of the weights (decay {variant.split('=', 1)[1]})"
+    return _LEGACY_LABELS.get(variant, variant)
+
+
+def fid_key(variant: dict | str) -> str:
     """The ablations metric of a variant's FID ('fid_reference', 'fid_unet_norm_group')."""
-    return f"fid_{slug(variant)}"
+    return f"fid_{variant_name(variant)}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +66,7 @@ def _rows(current: dict, earlier: list[dict]) -> list[VariantAcrossRuns]:
     for variant in current["config"].get("variants", []):
         fids = tuple(metric_value(m, fid_key(variant)) for m in runs)
         known = [f for f in fids if f is not None and f > 0]
-        rows.append(VariantAcrossRuns(describe(variant), fids, max(known) / min(known) if len(known) >= 2 else None))
+        rows.append(VariantAcrossRuns(variant_label(variant), fids, max(known) / min(known) if len(known) >= 2 else None))
     return rows
 
 

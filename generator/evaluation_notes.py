@@ -31,3 +31,9 @@ def improved(manifest: dict, summary: dict | None) -> dict | None:
 
 def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
     return {"improved": improved(manifest, summary), "last_epochs": last_epochs(manifest)}
+
+
+def reference_context(manifest: dict, archived: list[dict], summary: dict | None) -> dict:
+    """For the pages that compare with the time-conditioned model's all-steps DDPM set (peer, fast-sampling):
+    its FID, sampled once by the evaluation (None when summary.json does not hold it in this profile)."""
+    return {"reference_fid": (summary or {}).get("fid_time_conditioned")}

@@ -31,14 +31,8 @@ class NoiseRow:
         return (max(values) - min(values)) / (sum(values) / len(values))
 
 
-def _same_weights(a: dict | None, b: dict | None, section: str) -> bool:
-    fa = ((a or {}).get("loaded_weights") or {}).get(section)
-    fb = ((b or {}).get("loaded_weights") or {}).get(section)
-    return fa is not None and fa == fb
-
-
 def _draws(manifest: dict | None) -> tuple[int, int] | None:
-    """(digits, digits per sampler call) of a section that samples with `beyond.sample_ours`: batch i
+    """(digits, digits per sampler call) of a section that samples with `judging.sample_set`: batch i
     starts from the noise of seed offset i, so equal pairs mean the same starting noise."""
     cfg = (manifest or {}).get("config") or {}
     return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
@@ -95,28 +89,17 @@ def retrained_rows(current: dict | None, archived: list[dict]) -> list[NoiseRow]
 
 def fid_noise_rows(manifests: dict[str, dict], benchmark: dict | None,
                    archive: dict[str, list[dict]] | None = None) -> list[NoiseRow]:
-    ev, fast, peer, abl = (manifests.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
+    ev, abl = manifests.get("evaluation"), manifests.get("ablations")
     rows: list[NoiseRow] = []
-    fast_fid, fast_draws = _metric(fast, "fid_ddpm"), _draws(fast)
-    digits = _metric(ev, "generated_samples")
-    same_model = "the time-conditioned weights, DDPM over all steps from N(0, I)"
-    if (fast_fid is not None and _metric(ev, "fid_time_conditioned") is not None and _same_weights(ev, fast, TIME)
-            and fast_draws is not None and fast_draws[0] == digits):
-        rows.append(NoiseRow("the starting noise", f"{same_model}, {digits:,} digits",
-                             (("evaluation", _metric(ev, "fid_time_conditioned")), ("fast-sampling", fast_fid))))
-    if (fast_fid is not None and _metric(peer, "fid_ours") is not None and _same_weights(fast, peer, TIME)
-            and fast_draws == _draws(peer)):
-        rows.append(NoiseRow("the process (the same sampling again, in another run on a shared GPU)",
-                             f"{same_model} and the starting noise, {fast_draws[0]:,} digits",
-                             (("fast-sampling", fast_fid), ("peer page, our model", _metric(peer, "fid_ours")))))
     time_cfg = (manifests.get(TIME) or {}).get("config")
-    if (fast_fid is not None and _metric(abl, "fid_reference") is not None and time_cfg is not None
-            and ((abl or {}).get("config") or {}).get("base") == time_cfg and _draws(abl) == fast_draws
+    ev_fid, ev_draws = _metric(ev, "fid_time_conditioned"), _draws(ev)
+    if (ev_fid is not None and _metric(abl, "fid_reference") is not None and time_cfg is not None
+            and ((abl or {}).get("config") or {}).get("base") == time_cfg and _draws(abl) == ev_draws
             and abl.get("seed") == manifests[TIME].get("seed")):
         rows.append(NoiseRow("the training run's random draws (the ablations train the recipe again in lockstep with other "
                              "variants, so its batches, timesteps and noise come from another stretch of the stream)",
-                             f"the time-conditioned recipe, seed and starting noise, {fast_draws[0]:,} digits",
-                             (("time-conditioned, sampled in fast-sampling", fast_fid),
+                             f"the time-conditioned recipe, seed and starting noise, {ev_draws[0]:,} digits",
+                             (("time-conditioned, sampled in the evaluation", ev_fid),
                               ("ablations' reference", _metric(abl, "fid_reference")))))
     better = manifests.get("better-recipe")
     rows += retrained_rows(better, (archive or {}).get("better-recipe", []))

@@ -7,17 +7,31 @@ number and says when the longest training was not the best one. Templates only l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-from experiments.sections.better_recipe import accuracy_standard_error, headline_accuracy_bar
-from experiments.core.variants import short, slug
+import re
+
 from generator.archive import describe_run
 from generator.inputs import metric_value, table_rows
 
 
+def _slug(variant: str) -> str:
+    """A variant string of runs recorded before variants were typed ('unet.norm=group') as its metric name."""
+    return re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_")
+
+
+def _short(variant: str) -> str:
+    """'unet.norm=group train.ema_decay=0.999' -> 'norm=group ema_decay=0.999': its row label in those runs."""
+    return " ".join(f"{key.split('.')[-1]}{eq}{value}" for key, eq, value in (p.partition("=") for p in variant.split()))
+
+
 def unguided_fid_key(variant: str) -> str:
-    """The better-recipe metric of a model's grid FID at gamma = 1 from N(0, I)."""
-    return f"fid_{slug(variant)}_1"
+    """The metric of a model's grid FID at gamma = 1 from N(0, I), in runs recorded with variant strings."""
+    return f"fid_{_slug(variant)}_1"
+
+
+def accuracy_standard_error(p: float, n: int) -> float:
+    """The binomial standard error of an accuracy p measured on n digits."""
+    return (p * (1 - p) / n) ** 0.5
 
 
 @dataclass(frozen=True)
@@ -40,8 +54,11 @@ class Run:
 def models(manifest: dict) -> tuple[Model, ...]:
     """The run's models in training order (its config's variants; the training table has a row for
     each, in that order), each with its unguided grid FID."""
-    variants = manifest["config"].get("variants", [])
-    fids = {short(v): metric_value(manifest, unguided_fid_key(v)) for v in variants}
+    config = manifest["config"]
+    if "recipe" in config:              # one typed recipe: its unguided FID is a metric of its own
+        fids = {config["recipe"]["label"]: metric_value(manifest, "fid_unguided")}
+    else:                               # earlier runs: several variant strings
+        fids = {_short(v): metric_value(manifest, unguided_fid_key(v)) for v in config.get("variants", [])}
     return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in table_rows(manifest, "training"))
 
 
@@ -87,9 +104,10 @@ def page_context(manifest: dict, archived: list[dict], summary: dict | None) -> 
     archived runs to compare with), the overtraining note, and the grid's accuracy standard error at the
     target with the bar a headline point had to clear (None for runs recorded before the margin existed)."""
     config = manifest["config"]
-    # the section's own bar, read off the recorded config (its fields by name, as the dataclass has them)
-    bar = headline_accuracy_bar(SimpleNamespace(**config)) if config.get("headline_margin_se") else None
+    se = accuracy_standard_error(config["target_accuracy"], config["samples"])
+    # runs that picked the headline off the grid needed its accuracy a margin above the target
+    bar = config["target_accuracy"] + config["headline_margin_se"] * se if config.get("headline_margin_se") else None
     return {"runs": runs(manifest, archived) if archived else [],
             "overtrained": overtrained(manifest, (summary or {}).get("train_images")),
-            "accuracy_se": accuracy_standard_error(config["target_accuracy"], config["samples"]),
+            "accuracy_se": se,
             "headline_bar": bar}

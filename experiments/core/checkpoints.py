@@ -101,6 +101,8 @@ def load(ctx: "Context", section: str, build: Callable[[dict], nn.Module],
     weights' fingerprint in the context, so the manifest says which weights its numbers came from."""
     if section not in ctx.section.depends_on and section != ctx.section.name:
         raise RuntimeError(f"{ctx.section.name} reads {section} without declaring the dependency")
+    if section != ctx.section.name:
+        ctx.wait_for(section)
     loaded = load_model(ctx.work_root, section, ctx.profile, ctx.device, build, epoch)
     if section != ctx.section.name and section not in ctx.loaded_weights:
         ctx.loaded_weights[section] = fingerprint(ctx.work_root, section)

@@ -6,7 +6,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -117,7 +117,10 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
             if s.name in wanted]
 
 
-def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None) -> Path:
+def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None, *,
+            wait_for: Callable[[str], None] | None = None,
+            helper_devices: Callable[[], list[torch.device]] | None = None) -> Path:
+    """Run one section and commit its results; wait_for / helper_devices: see `Context` (a whole-writeup run)."""
     cfg = section_config(section, opts.profile, overrides)
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
@@ -125,6 +128,10 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
                   work_root=opts.work_root / opts.profile, data_root=opts.data_root, out=writer,
                   read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
                   show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0")
+    if wait_for is not None:
+        ctx.wait_for = wait_for
+    if helper_devices is not None:
+        ctx.helper_devices = helper_devices
     module = fingerprint.section_module(section.module_file)
     started, t0 = provenance.now_iso(), time.perf_counter()
     try:

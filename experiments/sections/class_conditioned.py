@@ -16,7 +16,7 @@ def run(ctx: Context) -> None:
     cfg: DDPMConfig = ctx.cfg
     model = train_ddpm(ctx, class_conditioned=True)
     labels = torch.arange(10).repeat_interleave(4)                    # 4 of each digit, (40,)
-    gamma = cfg.diffusion.guidance
+    guidance = cfg.diffusion.guidance
     for epoch in cfg.train.checkpoint_epochs:
         load_weights(model, checkpoint_path(ctx.work_dir, epoch))
         net = prepare_for_sampling(ctx, model)
@@ -29,17 +29,17 @@ def run(ctx: Context) -> None:
                                              for f in result.frames], nrow=10)
         group = f"Epoch {epoch}"
         ctx.out.add_figure(png, f"Samples after epoch {epoch}", f"Four samples of each digit 0-9 (columns), "
-                           f"guidance γ = {gamma:g}, model after epoch {epoch}.", group=group,
+                           f"guidance {guidance.describe()}, model after epoch {epoch}.", group=group,
                            alt=f"Four class-conditioned samples of each digit after epoch {epoch}")
         ctx.out.add_figure(gif, f"Sampling after epoch {epoch}", f"The sampling trajectory, one frame every "
                            f"{cfg.gif_every} steps.", group=group, kind="gif",
                            alt=f"Animation of class-conditioned sampling after epoch {epoch}")
     net = prepare_for_sampling(ctx, model)   # final weights are loaded last
     rows = []
-    for g in cfg.guidance_sweep:
-        result = generate(ctx, net, cfg.diffusion, len(labels), labels=labels, gamma=g, seed_offset=7)
+    for g in cfg.sweep:
+        result = generate(ctx, net, cfg.diffusion, len(labels), labels=labels, guidance=g, seed_offset=7)
         rows.append(result.x0.view(10, 4, 1, 28, 28)[:, 0])             # one of each digit
-    figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [f"γ = {g:g}" for g in cfg.guidance_sweep],
+    figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [g.describe() for g in cfg.sweep],
                                [str(d) for d in range(10)])
     ctx.out.add_figure("guidance_sweep.png", "Guidance sweep", "One sample of each digit for several guidance "
                        "scales γ, same starting noise: γ = 0 is the unconditional model, larger γ sharper but "

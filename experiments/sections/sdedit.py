@@ -66,7 +66,7 @@ def run(ctx: Context) -> None:
     x_in = torch.cat([digits, drawn, sources])                                       # one batch per i_start
     parts = [n, drawn.shape[0], sources.shape[0]]
     labels = torch.cat([digit_labels, drawn_labels, targets])
-    gamma = torch.cat([torch.zeros(parts[0] + parts[1], device=dev), torch.full((parts[2],), cfg.gamma, device=dev)])
+    gamma = torch.cat([torch.zeros(parts[0] + parts[1], device=dev), torch.full((parts[2],), cfg.guidance.scale, device=dev)])
     estimate = lab.guided(labels, gamma.view(-1, 1, 1, 1))
 
     results = []
@@ -111,7 +111,7 @@ def run(ctx: Context) -> None:
     first_edit = [parts[0] + parts[1] + k * n for k in range(len(pairs))]
     grid("edits.png", first_edit, [f"{s} → {t}" for s, t in pairs], "Class-conditional edits",
          f"The first test digit of each source class (not picked), denoised towards the target class with "
-         f"γ = {cfg.gamma:g}.", "Test digits edited into another digit class")
+         f"{cfg.guidance.describe()}.", "Test digits edited into another digit class")
 
     figures.save_line_plot(out.path("psnr_vs_istart.png"), list(cfg.i_starts),
                            {"test digits": [r[0] for r in summary], "drawn digits": [r[3] for r in summary],
@@ -136,7 +136,7 @@ def run(ctx: Context) -> None:
                    for i, t, r in zip(cfg.i_starts, t_of, summary)],
                   caption="Confidence is the classifier's top probability, averaged: how much like a clear MNIST "
                           "digit the result looks.")
-    out.add_table("edits", f"Class-conditional edits, {n} source digits each (γ = {cfg.gamma:g})",
+    out.add_table("edits", f"Class-conditional edits, {n} source digits each ({cfg.guidance.describe()})",
                   ["i_start", "t"] + [f"{s}→{t} read as {t}" for s, t in pairs] + ["PSNR to input (dB)"],
                   [[i, t] + [round(v, 4) for v in pe] + [round(r[6], 2)]
                    for i, t, pe, r in zip(cfg.i_starts, t_of, per_edit, summary)],
