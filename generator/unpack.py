@@ -1,7 +1,6 @@
-"""Bring results packed on another machine (a GPU lease) into the results folder, losing nothing.
+"""Bring results packed on another machine (a GPU host, a cluster job) into the results folder, losing nothing.
 
-`scripts/gpu_full_run.sh`, `gpu_rerun.sh` and `python -m experiments writeup --pack` leave a tarball of
-section folders (under one top folder or none). Unpacking checks every manifest in it first (a corrupt
+`python -m experiments writeup --pack` leaves a tarball of section folders (under one top folder or none). Unpacking checks every manifest in it first (a corrupt
 one stops everything before a file is touched), archives the manifest each folder replaces (see
 generator/archive.py), swaps the folders in, takes the run-level files (run.json, benchmark.json)
 when the whole tarball is taken, and rewrites summary.json.

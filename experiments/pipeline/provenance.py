@@ -14,7 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set by scripts/gpu_full_run.sh: a copied tree has no .git
+GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set where a tree copied to a GPU machine has no .git
 
 
 def git_commit() -> str:
