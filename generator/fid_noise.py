@@ -50,7 +50,7 @@ def _replicates(current: dict, other: dict) -> bool:
     """Whether `other` is a better-recipe run whose shared variants were trained and judged exactly as
     in `current`: same profile, seed, base recipe, classifier weights, test digits and starting noise."""
     a, b = current.get("config") or {}, other.get("config") or {}
-    same = ("base", "samples", "batch", "test_images")
+    same = ("recipe" if "recipe" in a else "base", "samples", "batch", "test_images")
     return (other.get("run_id") != current.get("run_id") and other.get("profile") == current.get("profile")
             and other.get("seed") == current.get("seed")
             and all(k in a and k in b and _same_settings(a[k], b[k]) for k in same)

@@ -14,19 +14,19 @@ from generator.archive import describe_run
 from generator.inputs import metric_value, table_rows
 
 
-def _slug(variant: str) -> str:
+def legacy_name(variant: str) -> str:
     """A variant string of runs recorded before variants were typed ('unet.norm=group') as its metric name."""
     return re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_")
 
 
-def _short(variant: str) -> str:
+def legacy_label(variant: str) -> str:
     """'unet.norm=group train.ema_decay=0.999' -> 'norm=group ema_decay=0.999': its row label in those runs."""
     return " ".join(f"{key.split('.')[-1]}{eq}{value}" for key, eq, value in (p.partition("=") for p in variant.split()))
 
 
 def unguided_fid_key(variant: str) -> str:
     """The metric of a model's grid FID at gamma = 1 from N(0, I), in runs recorded with variant strings."""
-    return f"fid_{_slug(variant)}_1"
+    return f"fid_{legacy_name(variant)}_1"
 
 
 def accuracy_standard_error(p: float, n: int) -> float:
@@ -58,7 +58,7 @@ def models(manifest: dict) -> tuple[Model, ...]:
     if "recipe" in config:              # one typed recipe: its unguided FID is a metric of its own
         fids = {config["recipe"]["label"]: metric_value(manifest, "fid_unguided")}
     else:                               # earlier runs: several variant strings
-        fids = {_short(v): metric_value(manifest, unguided_fid_key(v)) for v in config.get("variants", [])}
+        fids = {legacy_label(v): metric_value(manifest, unguided_fid_key(v)) for v in config.get("variants", [])}
     return tuple(Model(row[0], row[2], row[3], fids.get(row[0])) for row in table_rows(manifest, "training"))
 
 

@@ -6,7 +6,6 @@ experiments`, minus the interpreter start); a few run in a real subprocess to pi
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -130,15 +129,13 @@ BAD_ARGS = {
     "missing section": (["run"], "Missing argument"),
     "bad seed": (["run", "noising", "--seed", "x"], "'--seed'"),
     "missing dependency": (["run", "out-of-distribution", "--profile", "full"], "missing results for"),
-    "bad guidance": (["run", "better-recipe", "--set", "guidance=1,3@x"],
+    "bad guidance": (["run", "better-recipe", "--set", "headline.guidance=3@x"],
                      "guidance '3@x' must look like"),
     "interval past T": (["run", "better-recipe", "--set", "headline.guidance=3@5-90"],
                         "the interval must end below T"),
-    "bad sampler": (["run", "better-recipe", "--set", "samplers=matched,warm"], "sampler 'warm' must be one of"),
+    "bad start": (["run", "better-recipe", "--set", "headline.start=warm"], "sampler start must be one of"),
     "no headline draw": (["run", "better-recipe", "--set", "headline_draws=0"], "headline_draws must be in 1..10"),
-    "unknown headline model": (["run", "better-recipe", "--set", "headline_variant=ema"],
-                               "headline_variant must be one of variants or 'best'"),
-    "best model without gamma 1": (["run", "better-recipe", "--set", "guidance=3"], "guidance must list 1"),
+    "bad sweep": (["run", "evaluation", "--set", "sweep=0,x"], "guidance 'x' must look like"),
     "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 

@@ -1,7 +1,6 @@
 """The GPU fast path computes the same function as the plain code: checked on the CPU in float64."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
