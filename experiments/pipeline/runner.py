@@ -149,6 +149,7 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "code": fingerprint.code_fingerprint(module), "drawing": fingerprint.drawing_fingerprint(module),
             "seed": opts.seed,
             "device": provenance.device_name(device), "device_type": device.type,
+            "device_index": (device.index or 0) if device.type == "cuda" else None,   # which GPU of the machine
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),
             "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,
