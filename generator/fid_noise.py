@@ -31,11 +31,12 @@ class NoiseRow:
         return (max(values) - min(values)) / (sum(values) / len(values))
 
 
-def _draws(manifest: dict | None) -> tuple[int, int] | None:
-    """(digits, digits per sampler call) of a section that samples with `judging.sample_set`: batch i
-    starts from the noise of seed offset i, so equal pairs mean the same starting noise."""
+def _draws(manifest: dict | None) -> tuple[int, int, int] | None:
+    """(digits, digits per sampler call, test digits) of a section that samples with `judging.sample_set`:
+    batch i starts from the noise of seed offset i, so equal triples mean the same starting noise, judged
+    against the same test statistics."""
     cfg = (manifest or {}).get("config") or {}
-    return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
+    return (cfg["samples"], cfg["batch"], cfg.get("test_images", 0)) if "samples" in cfg and "batch" in cfg else None
 
 
 def _same_settings(a, b) -> bool:

@@ -29,8 +29,10 @@ def writeup_jobs(walls: dict[str, float]) -> list[Job]:
 
 
 def call(argv, capsys):
+    """Run the CLI in-process; (exit code, stdout, stderr)."""
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
+        raise SystemExit(0)      # main returns normally on success
     out, err = capsys.readouterr()
     return exc.value.code, out, err
 

@@ -64,13 +64,14 @@ def short_changes(base: DDPMConfig, cfg: DDPMConfig) -> str:
 
 
 def check_variants(base: DDPMConfig, variants: tuple[Variant, ...]) -> None:
-    """Distinct names, valid configs, and every variant but the base itself a real change."""
+    """Distinct names, valid configs, and every variant but one (the base itself) a real change."""
     _require(len(variants) > 0, "at least one variant is needed")
     _require(len({v.name for v in variants}) == len(variants), "variant names must be distinct")
     for variant in variants:
         variant.validate()
-        _require(variant.config == base or bool(changes(base, variant.config)),
-                 f"variant {variant.name} changes nothing in the base configuration")
+    unchanged = [v.name for v in variants if not changes(base, v.config)]
+    _require(len(unchanged) <= 1, f"variant {unchanged[-1] if unchanged else ''} changes nothing in the base "
+             f"configuration (only one variant may be the base itself)")
 
 
 def make_trainer(ctx: Context, variant: Variant, class_conditioned: bool = False) -> Trainer:

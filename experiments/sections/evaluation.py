@@ -33,7 +33,7 @@ TIME, CLASS = "time-conditioned", "class-conditioned"
 class EvaluationConfig:
     test_images: int = 0                  # test digits behind the reference statistics (0 = all 10,000)
     samples: int = 10_000                 # generated digits behind each headline FID (and the floor's train digits)
-    sweep_samples: int = 5_000            # digits per setting of the guidance sweep (<= samples)
+    sweep_samples: int = 2_500            # digits per setting of the guidance sweep (<= samples): a curve, not a headline
     checkpoint_samples: int = 2_500       # digits per checkpoint of the FID-per-epoch curves (<= samples)
     batch: int = 2_500                    # digits per sampler call (CFG doubles the network batch)
     stride: int = 1                       # sampler stride: 1 = every DDPM step (reference), k = strided DDPM

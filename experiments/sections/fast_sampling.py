@@ -33,7 +33,6 @@ class FastSamplingConfig:
     eta: float = 0.0                  # 0 = deterministic DDIM
     strided_ddpm: bool = True         # also the ancestral (noisy) strided sampler at the same step counts
     starts: tuple[str, ...] = ("noise", "matched")   # x_T: "noise" = N(0, I) (spec), "matched" = data moments
-    test_images: int = 0              # test digits behind the reference statistics (0 = all)
     target_ratio: float = 1.10        # target: DDIM FID <= ratio x the T-step DDPM FID ...
     target_steps: int = 50            # ... with at most this many steps
     shown: int = 10                   # digits per row of the comparison figure
@@ -47,15 +46,17 @@ class FastSamplingConfig:
         _require(self.target_ratio >= 1 and self.target_steps >= 1, "target_ratio >= 1 and target_steps >= 1")
 
 
-def reference_set(ctx: Context, T: int) -> tuple[int, int, float, float]:
-    """(digits, batch, FID, wall seconds) of the evaluation's time-conditioned set: all T DDPM steps from N(0, I)."""
+def reference_set(ctx: Context, T: int) -> tuple[int, int, int, float, float]:
+    """(digits, batch, test digits, FID, wall seconds) of the evaluation's time-conditioned set: all T DDPM
+    steps from N(0, I), judged against that many test digits."""
     evaluation = ctx.dependency("evaluation")
     config, metrics = evaluation["config"], evaluation["metrics"]
     if config.get("stride") != 1:
         raise UserError(f"fast-sampling compares with the evaluation's {T}-step DDPM set, but the evaluation sampled "
                         f"with stride {config.get('stride')}: rerun it with stride=1")
     value = lambda key: metrics[key]["value"]                               # noqa: E731
-    return value("generated_samples"), config["batch"], value("fid_time_conditioned"), value("wall_time_conditioned_s")
+    return (value("generated_samples"), config["batch"], config["test_images"], value("fid_time_conditioned"),
+            value("wall_time_conditioned_s"))
 
 
 def run(ctx: Context) -> None:
@@ -65,10 +66,10 @@ def run(ctx: Context) -> None:
     too_many = [n for n in cfg.ddim_steps if n > dcfg.T]
     if too_many:
         raise UserError(f"fast-sampling ddim_steps {too_many} exceed the model's T = {dcfg.T}")
-    samples, batch, reference_fid, reference_wall = reference_set(ctx, dcfg.T)
+    samples, batch, test_images, reference_fid, reference_wall = reference_set(ctx, dcfg.T)
     net = prepare_for_sampling(ctx, model)
     sched = diffusion_schedule(dcfg, ctx.device)
-    ev = judge(ctx, cfg.test_images)
+    ev = judge(ctx, test_images)                      # judged as the evaluation judges: comparable FIDs
     train = ctx.train_split(ctx.dependency("time-conditioned")["config"]["data"]["train_images"]).images
     moments = {"noise": None, "matched": tuple(m.to(ctx.device) for m in data_moments(train))}
     data_ink = float(train.mean())
@@ -115,6 +116,7 @@ def run(ctx: Context) -> None:
                     ctx.out.add_metric(f"wall_ddim_{n}{suffix}_s", wall, f"Sampling time, DDIM with {n} steps "
                                        f"from {STARTS[start]} (s)", ".2f")
     ctx.out.add_metric("T", dcfg.T, "Diffusion steps T of the model", "d")
+    ctx.out.add_metric("samples", samples, "Digits per sampler (as the evaluation's set)", ",d")
     for start, (fid, wall) in ddpm.items():
         if start == "noise":
             continue                       # the evaluation's numbers: on its page, not repeated here
@@ -188,7 +190,7 @@ def record_verdicts(ctx: Context, cfg: FastSamplingConfig, steps: list[int], cur
 
 
 FULL = FastSamplingConfig()
-QUICK = FastSamplingConfig(ddim_steps=(5, 10, 50), test_images=256, shown=4)
+QUICK = FastSamplingConfig(ddim_steps=(5, 10, 50), shown=4)
 
 SECTION = Section(
     name="fast-sampling", title="Fast sampling with DDIM", part="beyond",
