@@ -48,6 +48,8 @@ def _run_share(ctx: Context, fn: Callable, jobs: list[tuple], threads: int) -> l
     """A worker process: its share of the jobs on its device (errors come back as one line: torch's
     exceptions do not always pickle)."""
     torch.set_num_threads(threads)
+    if ctx.device.type == "cuda":
+        torch.cuda.set_device(ctx.device)         # CUDA graphs and streams use the current device
     try:
         return [_to_cpu(fn(ctx, *job)) for job in jobs]
     except BaseException as exc:  # noqa: BLE001 - sent back to the section, which fails with it
