@@ -162,3 +162,5 @@ def writeup_cmd(sections, profile, device, out, work_dir, data_root, seed, pack_
     if pack_to:
         only = None if record["writeup_sections"] == "all" else record["writeup_sections"]
         click.echo(f"packed {pack(out, pack_to, only)}")
+    if record["failed"]:
+        sys.exit(1)                       # the sections that finished are packed; the run as a whole is not

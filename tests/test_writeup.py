@@ -233,3 +233,15 @@ def test_writeup_of_named_sections_packs_only_them(quick_run, tmp_path, capsys):
         assert {n.split("/")[1] for n in tar.getnames()} == {"noising"}
     record = json.loads((results / "run.json").read_text())
     assert record["writeup_sections"] == ["noising"] and list(record["section_wall_s"]) == ["noising"]
+
+
+def test_a_writeup_with_a_failed_section_exits_non_zero(tmp_path, monkeypatch, capsys):
+    import experiments.pipeline.writeup
+
+    record = {"writeup_wall_s": 1.0, "writeup_device": "CPU", "writeup_gpus": 0, "writeup_per_gpu": 1,
+              "writeup_sections": "all", "failed": {"peer": "ValueError: boom", "ablations": "skipped: peer failed"}}
+    monkeypatch.setattr(experiments.pipeline.writeup, "run_writeup", lambda *args, **kwargs: record)
+    code, out, err = call(["writeup", "--profile", "quick", "--out", str(tmp_path / "r"),
+                           "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 1
+    assert err.splitlines() == ["failed: peer: ValueError: boom", "failed: ablations: skipped: peer failed"]
