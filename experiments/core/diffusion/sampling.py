@@ -104,6 +104,25 @@ def guided_estimate(model: torch.nn.Module, sched: Schedule, labels: torch.Tenso
     return estimate
 
 
+def capture_step(state: torch.Tensor, noise: torch.Tensor, body: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """One sampler step in a CUDA graph: `body` (which updates `state` in place) runs once on a side stream
+    (compiling and warming up for these shapes), then a fresh draw into `noise` and `body` are captured;
+    `state` is left as it was. Replay the graph once per step, after refreshing its input buffers."""
+    device = state.device
+    saved = state.clone()
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        body()                                                      # warm-up (discarded)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        noise.normal_()
+        body()
+    state.copy_(saved)
+    return graph
+
+
 def timestep_pairs(timesteps: list[int]) -> list[tuple[int, int]]:
     return list(zip(timesteps, timesteps[1:] + [-1]))
 
@@ -132,17 +151,7 @@ def sample(x_T: torch.Tensor, timesteps: list[int], estimate: EstimateFn, step: 
     graph = None
     if graphed and device.type == "cuda" and generator is None:
         t_buf.fill_(timesteps[0]); t_prev_buf.fill_(timesteps[0] - 1)
-        saved = x.clone()
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            body()                                                  # warm-up (discarded)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            noise_buf.normal_()
-            body()
-        x.copy_(saved)
+        graph = capture_step(x, noise_buf, body)
 
     frames, frame_steps = [], []
     pairs = timestep_pairs(timesteps)

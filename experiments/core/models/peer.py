@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.core.config import _require
+from experiments.core.diffusion.sampling import capture_step
 from experiments.errors import UserError
 
 IMAGE_SIZE = 28     # our digits
@@ -194,17 +195,7 @@ def _sample_batch(model: nn.Module, steps: PeerSteps, m: int, size: int, device:
         eps = model(x, t).float()
         x.copy_(peer_update(x, eps, steps.coefficients.index_select(0, index), steps.clip, noise))
 
-    start = x.clone()
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        body()                                      # warm-up (compiles for this shape; discarded)
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        noise.normal_()
-        body()
-    x.copy_(start)
+    graph = capture_step(x, noise, body)
     for i in range(len(steps.timesteps)):
         index.fill_(i)
         graph.replay()
