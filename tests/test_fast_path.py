@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from experiments.core.config import UNetConfig
-from experiments.core.models.inference import inference_model
+from experiments.core.models.inference import inference_model, load_inference_weights
 from experiments.core.models.unet import UNet
 
 
-def _trained_looking(cfg: UNetConfig) -> UNet:
+def _trained_looking(cfg: UNetConfig, seed: int = 0) -> UNet:
     """A UNet in float64, eval mode, with BatchNorm statistics and affine parameters far from their init."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = UNet(cfg).double()
     for module in model.modules():
         if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)):
@@ -43,6 +43,21 @@ def test_inference_model_computes_the_same_function(conditioning, norm, residual
             want = model(x.repeat(k, 1, 1, 1), t, c)
             got = fast(x, t, c)
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_the_next_checkpoint_goes_into_the_sampling_network_in_place():
+    """The evaluation samples every checkpoint with one (compiled) network: another model's weights, folded
+    and split, are copied into its parameters, and it then computes that model's function."""
+    cfg = UNetConfig(hidden=8, conditioning="class")
+    first, second = _trained_looking(cfg, seed=0), _trained_looking(cfg, seed=1)
+    fast = inference_model(first)
+    storage = [p.data_ptr() for p in fast.parameters()]
+    assert load_inference_weights(fast, second) is fast
+    assert [p.data_ptr() for p in fast.parameters()] == storage              # in place: a compiled graph stays valid
+    x, t = torch.randn(4, 1, 28, 28, dtype=torch.float64), torch.rand(8, dtype=torch.float64)
+    c = F.one_hot(torch.arange(8) % 10, 10).double() * (torch.arange(8) < 4)[:, None]
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x, t, c), second(x.repeat(2, 1, 1, 1), t, c), rtol=1e-10, atol=1e-10)
 
 
 @pytest.fixture(scope="module")
