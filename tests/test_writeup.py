@@ -98,19 +98,19 @@ def test_a_failure_skips_its_dependants_only():
     assert planner.failed == {"a": "boom", "b": "skipped: a failed", "c": "skipped: b failed"}
 
 
-def test_helpers_are_the_gpus_about_to_be_free():
+def test_spares_are_the_gpus_about_to_be_free():
     jobs = [Job("long", (), 500.0), Job("short", (), 20.0), Job("mine", (), 300.0)]
     planner = Planner(jobs, gpus=3, per_gpu=1)
     placed = dict(planner.place(0.0))
-    assert planner.helpers("mine", 0.0, horizon_s=30.0) == [placed["short"]]
+    assert planner.spares("mine", 0.0, horizon_s=30.0) == [placed["short"]]
     planner.finish("short")
-    assert planner.helpers("mine", 25.0) == [placed["short"]]
+    assert planner.spares("mine", 25.0) == [placed["short"]]
 
 
 # ---- the run's board and spreading over devices ----------------------------------------------------
 
 def test_board_waits_for_a_dependency_and_reports_a_failed_one(tmp_path):
-    from experiments.pipeline.board import Board, helper_devices, wait_for
+    from experiments.pipeline.board import Board, spare_devices, wait_for
 
     board = Board(tmp_path / "run", gpus=2)
     wait = board.waiter(["a", "b"])
@@ -124,8 +124,8 @@ def test_board_waits_for_a_dependency_and_reports_a_failed_one(tmp_path):
         wait_for(str(tmp_path / "run"), ("b",), "b")
     board.started("mine", 0, 300.0)
     board.started("other", 1, 10.0)
-    assert helper_devices(str(tmp_path / "run"), "mine", 30.0) == [torch.device("cuda", 1)]
-    assert board.helpers("other")() == []                     # GPU 0 has 300 s of work left
+    assert spare_devices(str(tmp_path / "run"), "mine", 30.0) == [torch.device("cuda", 1)]
+    assert board.spares("other")() == []                     # GPU 0 has 300 s of work left
 
 
 def _seeded(ctx, seed: int, n: int) -> torch.Tensor:
@@ -139,7 +139,7 @@ def _fails(ctx, seed: int, n: int) -> torch.Tensor:
     return torch.zeros(n)
 
 
-def _cpu_context(helpers: int):
+def _cpu_context(spares: int):
     import functools
 
     from experiments.core.section import Context
@@ -147,7 +147,7 @@ def _cpu_context(helpers: int):
     section = registry.get("noising")
     return Context(section=section, cfg=None, profile="quick", device=torch.device("cpu"), seed=3,
                    work_root=None, data_root=None, out=None, read_result=None,
-                   helper_devices=functools.partial(_devices, helpers))
+                   spare_devices=functools.partial(_devices, spares))
 
 
 def _devices(count: int) -> list[torch.device]:

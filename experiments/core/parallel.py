@@ -2,8 +2,8 @@
 
     sets = spread(ctx, draw_set, [(sampler, n, seed), ...], cost=[n, ...])
 
-`fn(ctx, *job)` runs for every job; the jobs are dealt over the section's own device and the helper
-devices the run grants it now (`ctx.helper_devices()`, none outside a whole-writeup run), the most
+`fn(ctx, *job)` runs for every job; the jobs are dealt over the section's own device and the spare
+devices the run grants it now (`ctx.spare_devices()`, none outside a whole-writeup run), the most
 costly first, each to the device with the least work so far. The section's own share runs in its own
 process meanwhile. Every job must depend only on its arguments (seeds included), never on where it
 runs, so the results are the same with one GPU or several; they come back in job order, on the CPU.
@@ -60,8 +60,8 @@ def _run_share(ctx: Context, fn: Callable, jobs: list[tuple], threads: int) -> l
 
 
 def spread(ctx: Context, fn: Callable, jobs: Sequence[tuple], cost: Sequence[float] | None = None) -> list:
-    """[fn(ctx, *job) for job in jobs], the jobs spread over this section's device and its helper devices."""
-    devices = [ctx.device, *ctx.helper_devices()]
+    """[fn(ctx, *job) for job in jobs], the jobs spread over this section's device and its spare devices."""
+    devices = [ctx.device, *ctx.spare_devices()]
     if len(devices) == 1 or len(jobs) <= 1:
         return [_to_cpu(fn(ctx, *job)) for job in jobs]
     shares = deal(cost or [1.0] * len(jobs), len(devices))

@@ -40,7 +40,7 @@ def _no_wait(section: str) -> None:
     """Outside a whole-writeup run a dependency's results are there before the section starts."""
 
 
-def _no_helpers() -> list[torch.device]:
+def _no_spares() -> list[torch.device]:
     return []
 
 
@@ -71,7 +71,7 @@ class Context:
     # blocks until a dependency's results are there (a writeup may start a section before its dependencies end)
     wait_for: Callable[[str], None] = _no_wait
     # further GPUs this section may spread independent work over now (`experiments.core.parallel.spread`)
-    helper_devices: Callable[[], list[torch.device]] = _no_helpers
+    spare_devices: Callable[[], list[torch.device]] = _no_spares
 
     @property
     def work_dir(self) -> Path:
@@ -100,7 +100,7 @@ class Context:
         """This context for a worker process on another device: same section, config, seed and folders; it
         writes no results and reads none (the parent section does both)."""
         return dataclasses.replace(self, device=device, out=None, read_result=_no_results, loaded_weights={},
-                                   wait_for=_no_wait, helper_devices=_no_helpers, show_progress=False)
+                                   wait_for=_no_wait, spare_devices=_no_spares, show_progress=False)
 
     def dependency(self, section: str, file: str = "manifest.json") -> dict:
         """A declared dependency's manifest (metrics, config), or another JSON file of its results;

@@ -3,7 +3,7 @@
 - `done-<section>` / `failed-<section>`: a section that started before its dependencies ended
   (`Section.reads_dependencies_late`) waits for these before it reads them (`wait_for`);
 - `state.json`: which section runs on which GPU since when and for how long it is expected to, so a
-  section can ask which GPUs are about to be free to spread independent work over (`helper_devices`).
+  section can ask which GPUs are about to be free to spread independent work over (`spare_devices`).
 
 The section processes get these two functions (bound to the folder) in their `Context`.
 """
@@ -52,9 +52,9 @@ class Board:
         """`Context.wait_for` for the section processes of this run."""
         return functools.partial(wait_for, str(self.folder), tuple(in_run))
 
-    def helpers(self, name: str, horizon_s: float = 30.0) -> functools.partial:
-        """`Context.helper_devices` for section `name`."""
-        return functools.partial(helper_devices, str(self.folder), name, horizon_s)
+    def spares(self, name: str, horizon_s: float = 30.0) -> functools.partial:
+        """`Context.spare_devices` for section `name`."""
+        return functools.partial(spare_devices, str(self.folder), name, horizon_s)
 
 
 def wait_for(folder: str, in_run: tuple[str, ...], section: str) -> None:
@@ -70,7 +70,7 @@ def wait_for(folder: str, in_run: tuple[str, ...], section: str) -> None:
         time.sleep(POLL_S)
 
 
-def helper_devices(folder: str, section: str, horizon_s: float) -> list[torch.device]:
+def spare_devices(folder: str, section: str, horizon_s: float) -> list[torch.device]:
     """The GPUs other than this section's own that are expected to be free within `horizon_s` now."""
     try:
         state = json.loads((Path(folder) / STATE).read_text(encoding="utf-8"))

@@ -125,7 +125,7 @@ class Planner:
             count[gpu] += 1
             out.append((name, gpu))
 
-    def helpers(self, name: str, now: float, horizon_s: float = 30.0) -> list[int]:
+    def spares(self, name: str, now: float, horizon_s: float = 30.0) -> list[int]:
         """GPUs besides `name`'s own that a section could spread work over now: those expected to be free
         (less than `horizon_s` of work left on them)."""
         return free_gpus(self.remaining(now), self.started[name].gpu, horizon_s)

@@ -119,8 +119,8 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
 
 def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None, *,
             wait_for: Callable[[str], None] | None = None,
-            helper_devices: Callable[[], list[torch.device]] | None = None) -> Path:
-    """Run one section and commit its results; wait_for / helper_devices: see `Context` (a whole-writeup run)."""
+            spare_devices: Callable[[], list[torch.device]] | None = None) -> Path:
+    """Run one section and commit its results; wait_for / spare_devices: see `Context` (a whole-writeup run)."""
     cfg = section_config(section, opts.profile, overrides)
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
@@ -130,8 +130,8 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
                   show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0")
     if wait_for is not None:
         ctx.wait_for = wait_for
-    if helper_devices is not None:
-        ctx.helper_devices = helper_devices
+    if spare_devices is not None:
+        ctx.spare_devices = spare_devices
     module = fingerprint.section_module(section.module_file)
     started, t0 = provenance.now_iso(), time.perf_counter()
     try:

@@ -66,7 +66,7 @@ def _warm_worker() -> None:
 
 
 def _run_in_worker(name: str, opts: RunOptions, device: str, threads: int, wait_for: Callable,
-                   helper_devices: Callable) -> float:
+                   spare_devices: Callable) -> float:
     """A worker process runs one section on `device` (no recovery sweep: siblings are writing beside it)."""
     import torch
 
@@ -76,7 +76,7 @@ def _run_in_worker(name: str, opts: RunOptions, device: str, threads: int, wait_
         torch.cuda.set_device(dev)            # CUDA graphs and streams use the current device
     t0 = time.perf_counter()
     try:
-        run_one(registry.get(name), opts, dev, None, wait_for=wait_for, helper_devices=helper_devices)
+        run_one(registry.get(name), opts, dev, None, wait_for=wait_for, spare_devices=spare_devices)
     except BaseException as exc:  # noqa: BLE001 - torch errors may not pickle: send one line back
         raise RuntimeError(_one_line(exc)) from None
     finally:
@@ -103,7 +103,7 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
                 device = f"cuda:{gpu}" if device_type == "cuda" else "cpu"
                 board.started(name, gpu, planner.by_name[name].expected_s)
                 running[pool.submit(_run_in_worker, name, opts, device, threads, board.waiter(names),
-                                    board.helpers(name) if device_type == "cuda" else _no_helpers)] = name
+                                    board.spares(name) if device_type == "cuda" else _no_spares)] = name
                 print(f"start {name} on {device}", flush=True)
             if not running:
                 break
@@ -128,7 +128,7 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
     return dict(planner.failed), placed
 
 
-def _no_helpers() -> list:
+def _no_spares() -> list:
     return []
 
 

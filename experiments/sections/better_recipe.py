@@ -43,7 +43,7 @@ class Sampler:
     """How a set of digits is drawn: the guidance, where x_T comes from, and whether x0_hat is clipped."""
 
     guidance: Guidance = field(default_factory=lambda: Guidance(1.0))
-    start: str = "noise"            # noise: N(0, I) (the spec) | matched: the asked class's moment-matched x_T
+    start: str = "noise"            # noise: N(0, I), the reference sampler | matched: the asked class's moment-matched x_T
     clip_x0: bool = False           # clamp each step's x0_hat to [0, 1], the range of every digit
 
     def validate(self) -> None:

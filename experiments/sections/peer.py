@@ -154,7 +154,7 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
     out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps, "
                    f"{n:,} digits)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
-    out.add_metric("peer_sample_gpus", 1 + len(ctx.helper_devices()) if ctx.cuda else 0,
+    out.add_metric("peer_sample_gpus", 1 + len(ctx.spare_devices()) if ctx.cuda else 0,
                    "GPUs the peer's FID set was spread over", "d")
     if ctx.cuda:
         out.add_note("Both train with bf16 autocast, the loss compiled and the whole step captured in one CUDA graph; "
