@@ -1,36 +1,49 @@
 """Speed benchmark: the plain training/sampling loop as the reference writeups write it, against ours.
 
-    python -m experiments.benchmark --device cuda --out docs/results/benchmark.json
+    python -m experiments.benchmark --out docs/results/benchmark.json                 # speed (a GPU, ~5 min)
+    python -m experiments.benchmark --no-speed --quality .work/full --out docs/results/benchmark.json
 
-Trains the class-conditioned UNet (D=64, batch 128, reference hyperparameters) both ways on the same
-GPU and prints images/s, the ratio, achieved TFLOP/s (FLOPs from torch.utils.flop_counter) and the
-fraction of the GPU's dense bf16 peak; then times sampling 1,000 class-conditioned digits with CFG
-over all 300 steps, plain against ours. A script, not a test: numbers depend on the machine.
+Training: the class-conditioned UNet (D=64, batch 128, reference hyperparameters), the plain loop and
+ours alternately in one process (plain, ours, plain, ours, ...): the plain loop's speed moves between
+machines and over time, so the ratio of the two medians is what is reported, with achieved TFLOP/s
+(torch.utils.flop_counter) and the fraction of the GPU's dense bf16 peak. Sampling: 1,000 class-
+conditioned digits with CFG over all 300 steps, plain, ours, and ours without the split skip
+concatenations. Then the other models the writeup trains on the fast path (the diffusers peer, its
+1,000-step sampler, the better recipe's GroupNorm model): what the writeup's time is made of.
+`--quality` trains the class-conditioned model both ways over the full budget and compares FIDs
+(it needs the classifier of a full-profile run); its keys are merged into an existing file.
+The Performance page renders only from this file and the writeup's run.json.
 """
 from __future__ import annotations
 
 import json
+import statistics
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 import torch
 import torch.nn.functional as F
 
-from experiments.pipeline import provenance
 from experiments.core.config import DiffusionConfig, TrainConfig, UNetConfig
-from experiments.core.data import load_split
+from experiments.core.data import Split, load_split
 from experiments.core.diffusion.process import add_noise, cfg_combine, ddpm_step
 from experiments.core.diffusion.sampling import ddpm_step_fn, guided_estimate, sample
 from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.guidance import Guidance
+from experiments.core.models import classifier as classifier_model
 from experiments.core.models.inference import fast_inference_model
 from experiments.core.models.unet import UNet
 from experiments.core.objectives import diffusion_objective, one_hot_dropped
-from experiments.core.training import Trainer, train_together
-from experiments.core.models import classifier as classifier_model
+from experiments.core.training import Trainer, TrainResult
+from experiments.pipeline import provenance
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+GUIDANCE = Guidance(5.0)
+REPEATS = 3                      # plain and ours alternate this many times each
 
 
 def peak_tflops(name: str) -> float | None:
@@ -40,11 +53,15 @@ def peak_tflops(name: str) -> float | None:
     return None
 
 
+def class_unet() -> UNet:
+    return UNet(UNetConfig(hidden=64, conditioning="class"))
+
+
 def flops_per_image(device: torch.device, batch: int = 128) -> float:
     """Forward + backward FLOPs of one training step, per image (torch.utils.flop_counter)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(device)
+    model = class_unet().to(device)
     x = torch.rand(batch, 1, 28, 28, device=device)
     t = torch.rand(batch, device=device)
     c = F.one_hot(torch.randint(0, 10, (batch,), device=device), 10).float()
@@ -64,7 +81,7 @@ def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.dev
     from torch.utils.data import DataLoader, TensorDataset
 
     sched = make_schedule(300, device=device)
-    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(device).train()
+    model = class_unet().to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     cfg = TrainConfig()
     lr_decay = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_final_ratio ** (1 / cfg.epochs))
@@ -94,36 +111,35 @@ def plain_training(images: torch.Tensor, labels: torch.Tensor, device: torch.dev
     return (speed, model) if return_model else speed
 
 
-def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device, steps: int,
-                  graph: bool = True, memory_format: str = "channels_last", compile: bool = False,
-                  together: int = 1) -> float:
-    """Ours: the shared Trainer (resident data, bf16, fused Adam, CUDA graph); steady state after one epoch."""
-    from experiments.core.data import Split
-    import tempfile
+def steady_images_per_s(results: list[TrainResult], batch: int, steps_per_epoch: int) -> float:
+    """All models' images per second over the epochs after the first (capture and compile happen in it)."""
+    ends = results[0].epoch_end_s
+    return len(results) * (len(ends) - 1) * steps_per_epoch * batch / (ends[-1] - ends[0])
 
-    spe = 469
-    epochs = max(2, steps // spe + 1)
-    cfg = TrainConfig(epochs=epochs, checkpoint_epochs=(), log_every=spe)
+
+def time_training(model: torch.nn.Module, objective, data: Split, device: torch.device, epochs: int = 3,
+                  ema_decay: float = 0.0, reference_images: int = 60_000) -> float:
+    """Images per second of our Trainer (bf16, the loss compiled, one CUDA graph per step), steady state."""
+    cfg = TrainConfig(epochs=epochs, checkpoint_epochs=(), ema_decay=ema_decay, reference_images=reference_images)
+    trainer = Trainer(model, objective, data, cfg, device, Path(tempfile.gettempdir()), show_progress=False,
+                      compile=True, save_checkpoints=False)
+    return steady_images_per_s([trainer.fit()], cfg.batch_size, cfg.steps_per_epoch)
+
+
+def fast_training(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
+    """Ours on the class-conditioned UNet: the shared Trainer, as every section trains."""
     sched = make_schedule(300, device=device)
-    times = []
+    return time_training(class_unet(), diffusion_objective(sched, DiffusionConfig(), True), Split(images, labels),
+                         device)
 
-    class Clock(Trainer):
-        def _save_state(self, epoch):            # the benchmark measures steps, not checkpoint writes
-            sync(device)
-            times.append(time.perf_counter())
 
-        def _save_weights(self, epoch):
-            return Path("/dev/null")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        trainers = [Clock(UNet(UNetConfig(hidden=64, conditioning="class")),
-                          diffusion_objective(sched, DiffusionConfig(), True), Split(images, labels), cfg,
-                          device, Path(tmp) / str(k), graph=graph, channels_last=memory_format == "channels_last",
-                          show_progress=False, compile=compile) for k in range(together)]
-        train_together(trainers)
-    # steady state: epochs after the first (capture and warm-up happen in the first); all models' images
-    times = times[together - 1::together]
-    return together * (len(times) - 1) * spe * 128 / (times[-1] - times[0])
+def alternate(a: Callable[[], float], b: Callable[[], float], repeats: int = REPEATS) -> tuple[list[float], list[float]]:
+    """a, b, a, b, ...: both measured under the same drift of the machine."""
+    runs_a, runs_b = [], []
+    for _ in range(repeats):
+        runs_a.append(a())
+        runs_b.append(b())
+    return runs_a, runs_b
 
 
 @torch.no_grad()
@@ -139,51 +155,67 @@ def plain_sampling(model, device, n: int = 1000, T: int = 300) -> float:
         t = torch.full((n,), step, device=device)
         eps_c = model(x, t.float() / T, c)
         eps_u = model(x, t.float() / T, torch.zeros_like(c))
-        eps = cfg_combine(eps_u, eps_c, 5.0)
+        eps = cfg_combine(eps_u, eps_c, GUIDANCE.scale)
         x = ddpm_step(x, eps, t, sched, torch.randn_like(x) if step > 0 else None)
     sync(device)
     return time.perf_counter() - t0
 
 
-@torch.no_grad()
-def fast_sampling(model, device, n: int = 1000, T: int = 300, graphed: bool = True, mode: str = "folded") -> float:
-    """Ours: batched CFG in one forward, the loop captured as a CUDA graph, bf16 (BN folded, compiled)."""
-    if mode == "autocast":
-        net = model.to(memory_format=torch.channels_last)
-    else:
-        net = fast_inference_model(model, device, compile=mode == "compiled")
-    return time_cfg_sampling(net, device, n, T, graphed)
-
-
-def time_cfg_sampling(net, device, n: int = 1000, T: int = 300, graphed: bool = True, reps: int = 1) -> float:
-    """Seconds (best of `reps`, after a warm-up) for n CFG digits (gamma = 5) over all T steps with a
-    ready network: the sampler of the sections, bf16 autocast, the loop graphed."""
+def cfg_sampler(net, device, n: int = 1000, T: int = 300) -> Callable[[], float]:
+    """Seconds for n CFG digits (gamma = 5) over all T steps with a ready network, as the sections sample:
+    bf16 autocast, the loop graphed, the step arithmetic compiled (after one untimed warm-up)."""
     sched = make_schedule(T, device=device)
-    labels = torch.arange(n, device=device) % 10
-    estimate = guided_estimate(net, sched, labels, 5.0)
+    estimate = guided_estimate(net, sched, torch.arange(n, device=device) % 10, GUIDANCE)
+    step = ddpm_step_fn(sched, compiled=device.type == "cuda")
     x_T = torch.randn(n, 1, 28, 28, device=device)
     timesteps = list(range(T - 1, -1, -1))
-    sample(x_T, timesteps[:3], estimate, ddpm_step_fn(sched), autocast=True, graphed=graphed)   # warm-up
-    best = float("inf")
-    for _ in range(reps):
+    sample(x_T, timesteps[:3], estimate, step, autocast=True, graphed=True)       # compile, capture once
+
+    def run() -> float:
         sync(device)
         t0 = time.perf_counter()
-        sample(x_T, timesteps, estimate, ddpm_step_fn(sched), autocast=True, graphed=graphed)
+        sample(x_T, timesteps, estimate, step, autocast=True, graphed=True)
         sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+        return time.perf_counter() - t0
+
+    return run
 
 
-def quality_check(split, device: torch.device, work_root: Path, seeds=(42, 43), samples: int = 10_000) -> dict:
-    """FID (gamma = 5) of the class-conditioned model trained the plain way and ours (two seeds each way)."""
+def peer_speed(split: Split, device: torch.device, digits: int = 2_500) -> dict:
+    """The diffusers peer on our fast path: training images/s, and `digits` samples over its 1,000 steps."""
+    from experiments.core.models.peer import PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample
+    from experiments.core.models.peer import sampling_peer, to_peer
+
+    cfg = PeerConfig()
+    torch.manual_seed(0)
+    model = PeerUNet(cfg)
+    data = Split(to_peer(split.images, cfg.sample_size), split.labels)
+    train = time_training(model, peer_objective(make_scheduler(cfg), device), data, device)
+    net = sampling_peer(model, device, compile=True)
+    peer_sample(net, cfg, digits, 2, "trailing", device, 0, batch=digits, graphed=True)     # compile for the shape
+    sync(device)
+    t0 = time.perf_counter()
+    peer_sample(net, cfg, digits, cfg.num_train_timesteps, "trailing", device, 0, batch=digits, graphed=True)
+    sync(device)
+    return {"peer_train_img_per_s": train, "peer_sample_s": time.perf_counter() - t0, "peer_sample_digits": digits}
+
+
+def recipe_speed(split: Split, device: torch.device) -> dict:
+    """The better recipe's model (GroupNorm, x0 prediction, EMA 0.999) on our Trainer: images/s."""
+    sched = make_schedule(300, device=device)
+    model = UNet(UNetConfig(hidden=64, conditioning="class", norm="group"))
+    return {"recipe_train_img_per_s": time_training(model, diffusion_objective(sched, DiffusionConfig(predict="x0"),
+                                                                               True), split, device, ema_decay=0.999)}
+
+
+def quality_check(split, device: torch.device, work_root: Path, data_root: str | None, seeds=(42, 43),
+                  samples: int = 10_000) -> dict:
+    """FID (gamma = 5) of the class-conditioned model trained the plain way (one seed) and ours (two)."""
     from experiments.core import checkpoints
-    from experiments.core.data import Split
     from experiments.core.metrics import Evaluator
-    import tempfile
 
     classifier, _ = checkpoints.load_model(work_root, "classifier", "full", device, classifier_model.from_spec)
-    test = load_split(None if not _DATA_ROOT else _DATA_ROOT, train=False, device=device)
-    evaluator = Evaluator.build(classifier, test.images)
+    evaluator = Evaluator.build(classifier, load_split(data_root, train=False, device=device).images)
     cfg = TrainConfig()
     sched = make_schedule(300, device=device)
     labels = torch.arange(samples, device=device) % 10
@@ -193,7 +225,7 @@ def quality_check(split, device: torch.device, work_root: Path, seeds=(42, 43), 
         images = []
         for chunk in labels.split(2500):
             x_T = torch.randn(len(chunk), 1, 28, 28, device=device)
-            images.append(sample(x_T, list(range(299, -1, -1)), guided_estimate(net, sched, chunk, 5.0),
+            images.append(sample(x_T, list(range(299, -1, -1)), guided_estimate(net, sched, chunk, GUIDANCE),
                                  ddpm_step_fn(sched), autocast=True, graphed=True).x0)
         return evaluator.fid(torch.cat(images))
 
@@ -206,78 +238,80 @@ def quality_check(split, device: torch.device, work_root: Path, seeds=(42, 43), 
             torch.manual_seed(seed + 1)
             out["fid_plain"].append(fid_of(plain_model))
         torch.manual_seed(seed)
-        model = UNet(UNetConfig(hidden=64, conditioning="class"))
-        with tempfile.TemporaryDirectory() as tmp:
-            Trainer(model, diffusion_objective(sched, DiffusionConfig(), True), Split(split.images.to(device),
-                    split.labels.to(device)), cfg, device, Path(tmp), show_progress=False, compile=True).fit()
+        model = class_unet()
+        Trainer(model, diffusion_objective(sched, DiffusionConfig(), True), Split(split.images.to(device),
+                split.labels.to(device)), cfg, device, Path(tempfile.gettempdir()), show_progress=False, compile=True,
+                save_checkpoints=False).fit()
         torch.manual_seed(seed + 1)
         out["fid_ours"].append(fid_of(model))
         click.echo(f"seed {seed}: FID plain {out['fid_plain']}, ours {out['fid_ours']}")
     return out
 
 
-_DATA_ROOT: str | None = None
+def speed(split, device: torch.device, steps: int, others: bool) -> dict:
+    """Training and sampling, plain against ours (alternating), and the other fast-path models."""
+    name = provenance.device_name(device)
+    flops = flops_per_image(device)
+    images, labels = split.images.to(device), split.labels.to(device)
+    plain_runs, ours_runs = alternate(lambda: plain_training(split.images, split.labels, device, steps=steps),
+                                      lambda: fast_training(images, labels, device))
+    plain, ours = statistics.median(plain_runs), statistics.median(ours_runs)
+    model = class_unet().to(device).eval()
+    fast = cfg_sampler(fast_inference_model(model, device, compile=True), device)
+    unsplit = cfg_sampler(fast_inference_model(model, device, compile=True, split_skips=False), device)
+    s_plain_runs, s_ours_runs = alternate(lambda: plain_sampling(model, device), fast)
+    s_plain, s_ours = statistics.median(s_plain_runs), statistics.median(s_ours_runs)
+    peak = peak_tflops(name)
+    result = {
+        "device": name, "git_commit": provenance.git_commit(), "measured_at": provenance.now_iso(),
+        "torch": torch.__version__, "batch_size": 128, "gflop_per_image_train": flops / 1e9,
+        "train_img_per_s_plain": plain, "train_img_per_s": ours, "train_speedup": ours / plain,
+        "train_img_per_s_plain_runs": plain_runs, "train_img_per_s_runs": ours_runs, "repeats": REPEATS,
+        "train_tflops": flops * ours / 1e12, "train_tflops_plain": flops * plain / 1e12,
+        "peak_bf16_tflops": peak, "peak_fraction": flops * ours / 1e12 / peak if peak else None,
+        "sample_1000_cfg_s_plain": s_plain, "sample_1000_cfg_s": s_ours, "sample_speedup": s_plain / s_ours,
+        "sample_1000_cfg_s_plain_runs": s_plain_runs, "sample_1000_cfg_s_runs": s_ours_runs,
+        "sample_1000_cfg_s_unsplit": statistics.median(unsplit() for _ in range(REPEATS)),
+    }
+    if others:
+        result.update(recipe_speed(Split(images, labels), device))
+        result.update(peer_speed(Split(images, labels), device))
+    return result
+
+
+def report(result: dict) -> None:
+    """What was measured, one line each."""
+    for key, value in result.items():
+        if isinstance(value, float):
+            click.echo(f"{key:<32} {value:,.3f}")
+        elif not isinstance(value, list):
+            click.echo(f"{key:<32} {value}")
 
 
 @click.command()
 @click.option("--device", default="cuda")
 @click.option("--data-root", default=None)
-@click.option("--steps", default=1500, show_default=True, help="Timed training steps per variant.")
+@click.option("--steps", default=600, show_default=True, help="Timed steps of each plain training run.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/results/benchmark.json"))
-@click.option("--variants", is_flag=True, help="Also time intermediate variants (no graph, NCHW).")
+@click.option("--speed/--no-speed", "measure_speed", default=True, help="Measure speed (plain against ours).")
+@click.option("--others/--no-others", default=True, help="Also time the peer and the better recipe's model.")
 @click.option("--quality", "quality_work_root", type=click.Path(path_type=Path), default=None,
               help="Also train both ways over the full budget (two seeds) and compare FID; needs the classifier "
                    "checkpoint of a full writeup run in this work folder (e.g. .work/full).")
-def main(device: str, data_root: str | None, steps: int, out: Path, variants: bool,
+def main(device: str, data_root: str | None, steps: int, out: Path, measure_speed: bool, others: bool,
          quality_work_root: Path | None) -> None:
-    global _DATA_ROOT
-    _DATA_ROOT = data_root
+    """Plain loops against ours; writes (or, for --no-speed, adds to) the benchmark file."""
     dev = torch.device(device)
     torch.backends.cudnn.benchmark = True
     split = load_split(data_root, train=True)
-    name = provenance.device_name(dev)
-    flops = flops_per_image(dev)
-    plain = plain_training(split.images, split.labels, dev, steps=min(steps, 600))
-    ours = fast_training(split.images.to(dev), split.labels.to(dev), dev, steps, compile=True)
-    extra = {}
-    if variants:
-        extra["train_img_per_s_eager_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
-                                                               steps, graph=False)
-        extra["train_img_per_s_graph_nchw"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
-                                                             steps, memory_format="nchw")
-        extra["train_img_per_s_graph_bf16_cl"] = fast_training(split.images.to(dev), split.labels.to(dev), dev,
-                                                               steps)
-        for k in (2, 4, 6):
-            extra[f"train_img_per_s_{k}_models_together"] = fast_training(
-                split.images.to(dev), split.labels.to(dev), dev, steps, compile=True, together=k)
-    model = UNet(UNetConfig(hidden=64, conditioning="class")).to(dev).eval()
-    s_plain = plain_sampling(model, dev)
-    s_ours = fast_sampling(model, dev, mode="compiled")
-    if variants:
-        extra["sample_1000_cfg_s_autocast_graph"] = fast_sampling(model, dev, mode="autocast")
-        extra["sample_1000_cfg_s_folded_bf16_graph"] = fast_sampling(model, dev, mode="folded")
-    peak = peak_tflops(name)
-    tflops = flops * ours / 1e12
-    result = {
-        "device": name, "git_commit": provenance.git_commit(), "measured_at": provenance.now_iso(),
-        "torch": torch.__version__, "batch_size": 128, "gflop_per_image_train": flops / 1e9,
-        "train_img_per_s_plain": plain, "train_img_per_s": ours, "train_speedup": ours / plain,
-        "train_tflops": tflops, "train_tflops_plain": flops * plain / 1e12,
-        "peak_bf16_tflops": peak, "peak_fraction": tflops / peak if peak else None,
-        "sample_1000_cfg_s_plain": s_plain, "sample_1000_cfg_s": s_ours, "sample_speedup": s_plain / s_ours,
-        **extra,
-    }
+    result = json.loads(out.read_text()) if out.exists() and not measure_speed else {}
+    if measure_speed:
+        result.update(speed(split, dev, steps, others))
     if quality_work_root is not None:
-        result.update(quality_check(split, dev, quality_work_root))
+        result.update(quality_check(split, dev, quality_work_root, data_root))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    click.echo(f"device                 {name}")
-    click.echo(f"train images/s plain   {plain:,.0f}")
-    click.echo(f"train images/s ours    {ours:,.0f}   ({ours / plain:.2f}x)")
-    for k, v in extra.items():
-        click.echo(f"{k:<40} {v:,.2f}")
-    click.echo(f"achieved TFLOP/s       {tflops:.1f}   ({result['peak_fraction'] or 0:.1%} of bf16 peak)")
-    click.echo(f"1000 CFG samples, 300 steps: plain {s_plain:.2f} s, ours {s_ours:.2f} s ({s_plain / s_ours:.1f}x)")
+    report(result)
 
 
 if __name__ == "__main__":

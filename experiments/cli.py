@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @cli.command("writeup")
+@click.argument("sections", nargs=-1)
 @profile_option
 @dataset_option
 @device_option
@@ -166,37 +167,37 @@ def main(argv: list[str] | None = None) -> None:
 @data_root_option
 @click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int, help="Seed of every random draw.")
 @click.option("--pack", "pack_to", type=click.Path(path_type=Path), default=None,
-              help="Also write a .tar.gz of the results (to commit them from another machine).")
+              help="Also write a .tar.gz of the results (for `build-site unpack` on another machine).")
 @click.option("--keep-going", is_flag=True, help="On a failure, go on with the sections that do not depend on it.")
-@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 16),
-              help="Sections run side by side (worker processes sharing the device); 1 = one after another.")
-@click.option("--skip", "skip", multiple=True, metavar="SECTION",
-              help="Leave a section (and its dependants) out, e.g. to split the writeup over two GPU runs.")
-@click.option("--estimates", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              metavar="DIR",
-              help="With --jobs: order the run by the section times of the results in DIR (e.g. docs/results) "
-                   "when --out has no earlier run.json.")
+@click.option("--gpus", type=click.IntRange(1, 64), default=None,
+              help="GPUs to use (default: all visible); sections are placed on them by expected time.")
+@click.option("--per-gpu", type=click.IntRange(1, 16), default=None,
+              help="Sections sharing one GPU at a time (default 4; on the CPU 1, one after another).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @replace_option
 @yes_option
-def writeup_cmd(profile, dataset, device, out, work_dir, data_root, seed, pack_to, keep_going, jobs, skip, estimates,
-                no_progress, replace, yes) -> None:
-    """Run every section in dependency order (the whole writeup), time it, optionally pack the results."""
+def writeup_cmd(sections, profile, dataset, device, out, work_dir, data_root, seed, pack_to, keep_going, gpus,
+                per_gpu, no_progress, replace, yes) -> None:
+    """Run every section (or SECTIONS, whose dependencies must have results) on every GPU, time it, pack it."""
     from experiments.pipeline.writeup import pack, run_writeup
 
     target = destination.resolve(out, dataset, profile)
-    confirm_full_on_cpu(["all"], target.profile, device, yes)
+    confirm_full_on_cpu(list(sections) or ["all"], target.profile, device, yes)
     out = target.results
     record = run_writeup(RunOptions(profile=target.profile, dataset=target.dataset, device=device,
                                     results_root=out, work_root=work_dir, data_root=data_root, seed=seed,
-                                    show_progress=not no_progress and jobs == 1, replace=replace),
-                         keep_going=keep_going, jobs=jobs, skip=skip, estimates=estimates)
+                                    show_progress=not no_progress, replace=replace),
+                         names=list(sections) or None, gpus=gpus, per_gpu=per_gpu, keep_going=keep_going)
     for name, why in record["failed"].items():
         click.echo(f"failed: {name}: {why}", err=True)
-    left_out = f"; skipped {', '.join(record['writeup_skipped'])}" if record["writeup_skipped"] else ""
-    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({jobs} at a time{left_out})")
+    where = (f"{record['writeup_gpus']} GPU(s), up to {record['writeup_per_gpu']} sections each"
+             if record["writeup_gpus"] else f"{record['writeup_per_gpu']} at a time")
+    click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({where})")
     if pack_to:
-        click.echo(f"packed {pack(out, pack_to)}")
+        only = None if record["writeup_sections"] == "all" else record["writeup_sections"]
+        click.echo(f"packed {pack(out, pack_to, only)}")
+    if record["failed"]:
+        sys.exit(1)                       # the sections that finished are packed; the run as a whole is not
 
 
 @cli.group("data")

@@ -20,7 +20,6 @@ import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 DPI = 110
 DATA_SUFFIX = ".npz"                  # figure data: `<figure file>.npz` beside the figure
@@ -109,6 +108,8 @@ def redraw(figure: Path) -> None:
 
 def _to_uint8(images: torch.Tensor, nrow: int, scale: int = 1, pad: int = 2) -> np.ndarray:
     """(N, 1, 28, 28) in [0, 1] -> (H, W) uint8 grid; values are clipped for display only."""
+    from torchvision.utils import make_grid   # here: importing torchvision costs every process seconds
+
     grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=pad, pad_value=1.0)
     arr = (grid[0].numpy() * 255).round().astype(np.uint8)
     if scale > 1:

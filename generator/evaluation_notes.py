@@ -31,3 +31,9 @@ def improved(run: SectionRun, summary: Summary) -> dict | None:
 
 def page_context(run: SectionRun, archived: list[SectionRun], summary: Summary) -> dict:
     return {"improved": improved(run, summary), "last_epochs": last_epochs(run)}
+
+
+def reference_context(run: SectionRun, archived: list[SectionRun], summary: Summary) -> dict:
+    """For the pages that compare with the time-conditioned model's all-steps DDPM set (peer, fast-sampling):
+    its FID, sampled once by the evaluation (None when summary.json does not hold it in this profile)."""
+    return {"reference_fid": summary.get("fid_time_conditioned")}

@@ -41,11 +41,12 @@ def _same_weights(a: SectionRun | None, b: SectionRun | None, section: str) -> b
     return fa is not None and fa == fb
 
 
-def _draws(run: SectionRun | None) -> tuple[int, int] | None:
-    """(digits, digits per sampler call) of a section that samples our model in batches: batch i
-    starts from the noise of seed offset i, so equal pairs mean the same starting noise."""
+def _draws(run: SectionRun | None) -> tuple[int, int, int] | None:
+    """(digits, digits per sampler call, test digits) of a section that samples our model in batches: batch
+    i starts from the noise of seed offset i, so equal triples mean the same starting noise, judged against
+    the same test statistics."""
     cfg = run.config if run else {}
-    return (cfg["samples"], cfg["batch"]) if "samples" in cfg and "batch" in cfg else None
+    return (cfg["samples"], cfg["batch"], cfg.get("test_images", 0)) if "samples" in cfg and "batch" in cfg else None
 
 
 def _same_settings(a, b) -> bool:
@@ -60,7 +61,7 @@ def _replicates(current: SectionRun, other: SectionRun) -> bool:
     """Whether `other` is a better-recipe run whose shared variants were trained and judged exactly as
     in `current`: same profile, seed, base recipe, classifier weights, test digits and starting noise."""
     a, b = current.config, other.config
-    same = ("base", "samples", "batch", "test_images")
+    same = ("recipe" if "recipe" in a else "base", "samples", "batch", "test_images")
     return (other.run_id != current.run_id and other.profile == current.profile and other.seed == current.seed
             and all(k in a and k in b and _same_settings(a[k], b[k]) for k in same)
             and bool(current.loaded_weights) and other.loaded_weights == current.loaded_weights)
@@ -111,28 +112,16 @@ def headline_draws(better: SectionRun | None) -> list[float]:
 def fid_noise_rows(runs: dict[str, SectionRun], benchmark: dict | None,
                    archive: dict[str, list[SectionRun]] | None = None) -> list[NoiseRow]:
     """Every set of FIDs whose premise (one thing differs) the recorded runs prove."""
-    ev, fast, peer, abl = (runs.get(k) for k in ("evaluation", "fast-sampling", "peer", "ablations"))
+    ev, abl = runs.get("evaluation"), runs.get("ablations")
     rows: list[NoiseRow] = []
-    fast_fid, fast_draws = _metric(fast, "fid_ddpm"), _draws(fast)
-    digits = _metric(ev, "generated_samples")
-    same_model = "the time-conditioned weights, DDPM over all steps from N(0, I)"
-    if (fast_fid is not None and _metric(ev, "fid_time_conditioned") is not None and _same_weights(ev, fast, TIME)
-            and fast_draws is not None and fast_draws[0] == digits):
-        rows.append(NoiseRow("the starting noise", f"{same_model}, {digits:,} digits",
-                             (("evaluation", _metric(ev, "fid_time_conditioned")), ("fast sampling", fast_fid))))
-    if (fast_fid is not None and _metric(peer, "fid_ours") is not None and _same_weights(fast, peer, TIME)
-            and fast_draws == _draws(peer)):
-        rows.append(NoiseRow("the process (the same sampling again, in another run on a shared GPU)",
-                             f"{same_model} and the starting noise, {fast_draws[0]:,} digits",
-                             (("fast sampling", fast_fid), ("peer page, our model", _metric(peer, "fid_ours")))))
     time_run = runs.get(TIME)
-    if (fast_fid is not None and _metric(abl, "fid_reference") is not None and time_run is not None
-            and abl.config.get("base") == time_run.config and _draws(abl) == fast_draws
-            and abl.seed == time_run.seed):
+    ev_fid, ev_draws = _metric(ev, "fid_time_conditioned"), _draws(ev)
+    if (ev_fid is not None and _metric(abl, "fid_reference") is not None and time_run is not None
+            and abl.config.get("base") == time_run.config and _draws(abl) == ev_draws and abl.seed == time_run.seed):
         rows.append(NoiseRow("the training run's random draws (the ablations train the recipe again in lockstep with other "
                              "variants, so its batches, timesteps and noise come from another stretch of the stream)",
-                             f"the time-conditioned recipe, seed and starting noise, {fast_draws[0]:,} digits",
-                             (("time-conditioned, sampled in fast sampling", fast_fid),
+                             f"the time-conditioned recipe, seed and starting noise, {ev_draws[0]:,} digits",
+                             (("time-conditioned, sampled in the evaluation", ev_fid),
                               ("ablations' reference", _metric(abl, "fid_reference")))))
     better = runs.get("better-recipe")
     rows += retrained_rows(better, (archive or {}).get("better-recipe", []))

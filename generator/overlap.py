@@ -1,8 +1,9 @@
-"""Which sections ran at the same time on the same device (`writeup --jobs N`), from their manifests.
+"""Which sections ran at the same time on the same device (`writeup --per-gpu K`), from their manifests.
 
 A section's wall time and training throughput include whatever else the GPU ran meanwhile, so a
 reader comparing times needs to know. Each manifest records when its run started and how long it
-took; two runs of the same commit on the same device whose intervals overlap shared that device.
+took; two runs of the same commit on the same device (the same GPU of the machine, where the manifests
+record which) whose intervals overlap shared that device.
 (Two machines with the same device name running the same commit at the same time would read as
 sharing: the writeup's own runs never do that.)
 """
@@ -28,7 +29,8 @@ def shared_device(manifests: dict[str, dict]) -> dict[str, list[tuple[str, float
         m, overlaps = manifests[name], []
         for other, (o_start, o_end) in spans.items():
             o = manifests[other]
-            if other == name or (o.get("device"), o.get("git_commit")) != (m.get("device"), m.get("git_commit")):
+            key = ("device", "device_index", "git_commit")
+            if other == name or tuple(o.get(k) for k in key) != tuple(m.get(k) for k in key):
                 continue
             seconds = min(end, o_end) - max(start, o_start)
             if seconds > 0:

@@ -20,7 +20,7 @@ from generator.fid_noise import fid_noise_rows
 from generator.inputs import Results
 from generator.labels import recipe_label
 from generator.overlap import mean_others, shared_device
-from generator.performance_context import BENCHMARKS, labelled, quality_of, targets_of
+from generator.performance_context import BENCHMARKS, labelled, quality_of, targets_of, writeup_run
 from generator.phrases import GLOBALS
 from generator.reader import SectionRun, Summary
 from generator.render import Renderer
@@ -34,7 +34,8 @@ GROUPS = (("Part 1: denoising", ("part1",)), ("Part 2: diffusion models", ("part
 APPENDIX = (("Performance", PERFORMANCE), ("Reproduce", REPRODUCE), ("Run history", HISTORY))
 # section -> (its run, its archived runs, summary) -> extra template context, computed in Python
 DERIVED: dict[str, Callable[[SectionRun, list[SectionRun], Summary], dict]] = {
-    "better-recipe": recipe_runs.page_context, "evaluation": evaluation_notes.page_context}
+    "better-recipe": recipe_runs.page_context, "evaluation": evaluation_notes.page_context,
+    "peer": evaluation_notes.reference_context, "fast-sampling": evaluation_notes.reference_context}
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Pages:
                                            benchmark=labelled(self.results.benchmark, BENCHMARKS, skip=("git_commit",)),
                                            quality=quality_of(self.results.benchmark),
                                            targets=targets_of(self.results.benchmark, self.results.summary),
-                                           rows=self.performance_rows())
+                                           run=self.writeup_context(), rows=self.performance_rows())
         return pages
 
     def nav(self) -> list[Any]:
@@ -171,6 +172,18 @@ class Pages:
     def reproduce_rows(self) -> list[dict]:
         return [{"section": s, "m": self.results.manifests[s.name], "status": self.status[s.name],
                  "path": section_path(s)} for s in self.sections]
+
+    def writeup_context(self) -> dict | None:
+        """The last whole-writeup run (run.json, merged into summary.json): its phrases and where each section ran."""
+        summary = self.results.summary or {}
+        if not isinstance(summary.get("writeup_wall_s"), (int, float)):
+            return None
+        gpu, start, wall = (summary.get(k) or {} for k in ("section_gpu", "section_start_s", "section_wall_s"))
+        placed = sorted(((name, gpu[name], start.get(name), wall.get(name)) for name in gpu),
+                        key=lambda r: (r[1], r[2] or 0.0))
+        return {"wall_s": summary["writeup_wall_s"], **writeup_run(summary),
+                "per_gpu": summary.get("writeup_per_gpu"), "finished_at": summary.get("writeup_finished_at"),
+                "placed": [{"section": n, "gpu": g, "start_s": a, "wall_s": w} for n, g, a, w in placed]}
 
     def performance_rows(self) -> list[dict]:
         rows = []

@@ -1,6 +1,6 @@
-"""Bring results packed on another machine (a GPU job) into the results folder, losing nothing.
+"""Bring results packed on another machine (a GPU host, a cluster job) into the results folder, losing nothing.
 
-`scripts/gpu_full_run.sh`, `gpu_rerun.sh` and `python -m experiments writeup --pack` leave a tarball of
+`python -m experiments writeup --pack` leaves a tarball of
 section folders (under one top folder or none). The tarball is never trusted: every member is checked
 before a byte is written (generator/tarsafe.py: files and folders only, safe names, size limits; here:
 each file in a registered section's folder and listed in its manifest, or a known run file), the

@@ -46,7 +46,7 @@ def quick_run(tmp_path_factory, data_root) -> QuickRun:
     root = tmp_path_factory.mktemp("quick")
     results, work = root / "results", root / "work"
     record = run_writeup(RunOptions(profile="quick", device="cpu", results_root=results, work_root=work,
-                                    data_root=data_root, show_progress=False), jobs=2)
+                                    data_root=data_root, show_progress=False), per_gpu=2)
     if record["failed"]:
         pytest.fail(f"quick writeup failed: {record['failed']}")
     return QuickRun(results, work, root)

@@ -6,7 +6,6 @@ experiments`, minus the interpreter start); a few run in a real subprocess to pi
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -130,15 +129,13 @@ BAD_ARGS = {
     "missing section": (["run"], "Missing argument"),
     "bad seed": (["run", "noising", "--seed", "x"], "'--seed'"),
     "missing dependency": (["run", "out-of-distribution", "--profile", "full"], "missing results for"),
-    "bad guidance": (["run", "better-recipe", "--set", "guidance=1,3@x"],
+    "bad guidance": (["run", "better-recipe", "--set", "headline.guidance=3@x"],
                      "guidance '3@x' must look like"),
-    "interval past T": (["run", "better-recipe", "--set", "guidance=1,3@5-90"],
+    "interval past T": (["run", "better-recipe", "--set", "headline.guidance=3@5-90"],
                         "the interval must end below T"),
-    "bad sampler": (["run", "better-recipe", "--set", "samplers=matched,warm"], "sampler 'warm' must be one of"),
+    "bad start": (["run", "better-recipe", "--set", "headline.start=warm"], "sampler start must be one of"),
     "no headline draw": (["run", "better-recipe", "--set", "headline_draws=0"], "headline_draws must be in 1..10"),
-    "unknown headline model": (["run", "better-recipe", "--set", "headline_variant=ema"],
-                               "headline_variant must be one of variants or 'best'"),
-    "best model without gamma 1": (["run", "better-recipe", "--set", "guidance=3"], "guidance must list 1"),
+    "bad sweep": (["run", "evaluation", "--set", "sweep=0,x"], "guidance 'x' must look like"),
     "bad DDIM start": (["run", "fast-sampling", "--set", "starts=noise,typo"], "starts must begin with 'noise'"),
 }
 
@@ -154,85 +151,6 @@ def test_bad_arguments(case, previous, capsys):
     assert code == 2
     assert snapshot(previous) == before
 
-
-def test_writeup_jobs_must_be_positive(previous, capsys):
-    code, out, err = call(["writeup", "--profile", "quick", "--jobs", "0", "--out", str(previous),
-                           "--work-dir", str(previous.parent / "work")], capsys)
-    assert code == 2 and "--jobs" in err
-
-
-def test_writeup_reports_the_record_the_driver_writes(quick_run, tmp_path, monkeypatch, capsys):
-    """The CLI's closing line reads the keys of a real run.json (the quick run's), not a stale layout."""
-    import experiments.pipeline.writeup
-
-    record = json.loads((quick_run.results / "run.json").read_text())
-    monkeypatch.setattr(experiments.pipeline.writeup, "run_writeup", lambda *args, **kwargs: record)
-    code, out, err = call(["writeup", "--profile", "quick", "--out", str(tmp_path / "results"),
-                           "--work-dir", str(tmp_path / "work")], capsys)
-    assert code == 0 and err == ""
-    assert out.strip() == f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} (1 at a time)"
-
-
-def test_writeup_skip_leaves_out_the_sections_and_their_dependants(tmp_path, monkeypatch, capsys):
-    import experiments.pipeline.writeup
-    from experiments.errors import UserError
-    from experiments.pipeline.writeup import skipped_sections
-
-    assert skipped_sections(["better-recipe"]) == ["better-recipe"]
-    assert skipped_sections(["evaluation"]) == ["evaluation", "better-recipe"]     # its dependant goes too
-    with pytest.raises(UserError, match="better-recipe"):
-        skipped_sections(["better-recipes"])
-    asked = []
-    monkeypatch.setattr(experiments.pipeline.writeup, "run", lambda names, opts: asked.extend(names))
-    code, out, err = call(["writeup", "--profile", "quick", "--skip", "evaluation", "--out", str(tmp_path / "r"),
-                           "--work-dir", str(tmp_path / "w")], capsys)
-    assert code == 0, err
-    assert "evaluation" not in asked and "better-recipe" not in asked and "classifier" in asked
-    record = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert record["writeup_skipped"] == ["evaluation", "better-recipe"]
-    assert out.strip().endswith("(1 at a time; skipped evaluation, better-recipe)")
-    code, _, err = call(["writeup", "--profile", "quick", "--skip", "nope", "--out", str(tmp_path / "r"),
-                         "--work-dir", str(tmp_path / "w")], capsys)
-    assert code != 0 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
-
-
-def test_parallel_writeup_runs_the_longest_chain_first():
-    """Ready sections start longest-remaining-chain first (wall times of the previous run)."""
-    from experiments.pipeline import registry
-    from experiments.pipeline.writeup import _chain_lengths
-
-    sections = registry.topological([s.name for s in registry.all_sections()])
-    walls = {s.name: 1.0 for s in sections} | {"time-conditioned": 50.0, "peer": 500.0, "ablations": 300.0}
-    lengths = _chain_lengths(sections, walls)
-    assert lengths["time-conditioned"] == 550.0               # its own 50 s + the peer that waits on it
-    assert lengths["peer"] == 500.0 and lengths["ablations"] == 300.0
-    assert lengths["time-conditioned"] > lengths["ablations"] > lengths["class-conditioned"]
-
-
-
-def test_parallel_writeup_orders_a_fresh_run_by_other_results(quick_run, tmp_path):
-    """A fresh --out has no run.json: --estimates DIR gives the section times (its manifests' wall_s);
-    an earlier run.json in --out wins over them, and unreadable manifests are skipped."""
-    from experiments.pipeline.writeup import previous_walls
-
-    estimates = tmp_path / "committed"
-    shutil.copytree(quick_run.results, estimates)
-    (estimates / "noising" / "manifest.json").write_text("{not json")
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    assert previous_walls(fresh) == {}
-    walls = previous_walls(fresh, estimates)
-    peer = json.loads((estimates / "peer" / "manifest.json").read_text())["wall_s"]
-    assert walls["peer"] == peer and "noising" not in walls and len(walls) >= 18
-    (fresh / "run.json").write_text(json.dumps({"section_wall_s": {"peer": 1234.5}}))
-    assert previous_walls(fresh, estimates)["peer"] == 1234.5
-
-
-def test_writeup_estimates_must_be_a_folder(tmp_path, capsys):
-    code, out, err = call(["writeup", "--profile", "quick", "--jobs", "2", "--estimates", str(tmp_path / "nope"),
-                           "--out", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")], capsys)
-    assert code == 2 and "--estimates" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "r").exists()
 
 YAML_CASES = {
     "not yaml": ("train: [epochs: 3\n", "is not valid YAML (line"),

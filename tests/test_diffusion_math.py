@@ -7,9 +7,12 @@ import torch
 
 from experiments.core.diffusion.process import (add_noise, cfg_combine, ddim_step, ddpm_step, matched_start, predict_eps,
                                            predict_x0, strided_step, strided_timesteps)
-from experiments.core.diffusion.sampling import (ddpm_step_fn, guided_estimate, interval_gamma, model_estimate, sample,
+from experiments.core.diffusion.sampling import (ddpm_step_fn, guided_estimate, model_estimate, sample,
                                             timestep_pairs)
 from experiments.core.diffusion.schedule import make_schedule
+from experiments.core.config import DiffusionConfig
+from experiments.core.guidance import Guidance
+from experiments.errors import UserError
 
 T = 300
 
@@ -203,9 +206,9 @@ def test_matched_start_has_the_moments_of_the_forward_process(sched64):
 
 def test_interval_gamma_and_interval_guidance(rng):
     t = torch.tensor([0, 29, 30, 100, 150, 151, 299])
-    got = interval_gamma(t, 3.0, (30, 150)).flatten().tolist()
+    got = Guidance(3.0, (30, 150)).scale_at(t).flatten().tolist()
     assert got == [1.0, 1.0, 3.0, 3.0, 3.0, 1.0, 1.0]
-    assert interval_gamma(t, 3.0, None) == 3.0
+    assert Guidance(3.0).scale_at(t) == 3.0
 
     class Echo(torch.nn.Module):        # eps depends on the class input so cond and uncond differ
         def forward(self, x, t, c):
@@ -215,12 +218,37 @@ def test_interval_gamma_and_interval_guidance(rng):
     sched = make_schedule(T, device="cpu")
     x = torch.from_numpy(rng.standard_normal((7, 1, 4, 4))).float()
     labels = torch.arange(7) % 10
-    guided = guided_estimate(Echo(), sched, labels, 3.0, interval=(30, 150))(x, t)
+    guided = guided_estimate(Echo(), sched, labels, Guidance(3.0, (30, 150)))(x, t)
     eps_c = Echo()(x, t.float() / T, torch.nn.functional.one_hot(labels, 10).float())
     eps_u = Echo()(x, t.float() / T, torch.zeros(7, 10))
     gamma = torch.tensor([1.0, 1.0, 3.0, 3.0, 3.0, 1.0, 1.0]).view(-1, 1, 1, 1)
     torch.testing.assert_close(guided, eps_u + gamma * (eps_c - eps_u))
     torch.testing.assert_close(guided[[0, 1, 5, 6]], eps_c[[0, 1, 5, 6]])     # outside: plain conditional
+
+
+@pytest.mark.parametrize("text, expected", [("5", Guidance(5.0)), ("3@30-150", Guidance(3.0, (30, 150))),
+                                            ("1.5@0-299", Guidance(1.5, (0, 299))), (2, Guidance(2.0)),
+                                            ({"scale": 3, "interval": [5, 9]}, Guidance(3.0, (5, 9)))])
+def test_guidance_parses_its_one_spelling(text, expected):
+    assert Guidance.parse(text) == expected
+    assert Guidance.parse(str(expected)) == expected                 # what it prints, it reads back
+
+
+@pytest.mark.parametrize("text", ["x", "3@", "3@150-30", "-1", "3@1-2-3", {"gamma": 3}])
+def test_guidance_rejects_bad_values(text):
+    with pytest.raises(UserError, match="guidance"):
+        Guidance.parse(text)
+
+
+def test_guidance_from_the_command_line_and_old_specs():
+    """--set and YAML reach the typed value through the one parser; a spec saved with a number still loads."""
+    from experiments.core.config import override
+    from experiments.sections.evaluation import EvaluationConfig
+
+    cfg = override(EvaluationConfig(), {"sweep": "0,1,3@30-150", "guidance": "1"})
+    assert cfg.sweep == (Guidance(0.0), Guidance(1.0), Guidance(3.0, (30, 150))) and cfg.guidance == Guidance(1.0)
+    assert override(DiffusionConfig(), {"guidance": {"scale": "2"}}).guidance == Guidance(2.0)
+    assert DiffusionConfig(**{"guidance": 5.0}).guidance == Guidance(5.0)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 5.0, 7.5])

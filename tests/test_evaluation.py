@@ -53,10 +53,12 @@ def test_rotation_augmentation_keeps_the_range_and_changes_the_digit():
 
 # ---- configs ----------------------------------------------------------------------------------
 
-def test_headline_gamma_must_be_in_the_sweep():
+def test_headline_guidance_must_be_in_the_sweep():
     cfg = evaluation_section.QUICK
-    with pytest.raises(UserError, match="gamma"):
-        validate(override(cfg, {"gamma": "4"}))
+    with pytest.raises(UserError, match="must be one of sweep"):
+        validate(override(cfg, {"guidance": "4"}))
+    with pytest.raises(UserError, match="whole-trajectory"):
+        validate(override(cfg, {"sweep": "0,5,3@5-30"}))
     with pytest.raises(UserError, match="sweep_samples"):
         validate(override(cfg, {"sweep_samples": str(cfg.samples + 1)}))
 
@@ -103,7 +105,8 @@ def test_evaluation_outputs_present(quick_run):
     assert metrics["generated_samples"] == m["config"]["samples"]
 
     tables = {t["key"]: t for t in m["tables"]}
-    assert [row[0] for row in tables["guidance"]["rows"]] == m["config"]["guidance_sweep"]
+    scales = [g["scale"] for g in m["config"]["sweep"]]
+    assert [row[0] for row in tables["guidance"]["rows"]] == scales
     dep = load_manifest(quick_run.results, "time-conditioned")["config"]["train"]
     epochs = sorted({*dep["checkpoint_epochs"], dep["epochs"]})
     assert [row[0] for row in tables["fid_per_epoch"]["rows"]] == epochs
@@ -111,7 +114,7 @@ def test_evaluation_outputs_present(quick_run):
         "pass" if metrics["target_accuracy_margin"] >= 0 else "fail",
         "pass" if metrics["target_fid_margin"] >= 0 else "fail"]
     guidance = json.loads((folder / "guidance.json").read_text())
-    assert guidance["gamma"] == m["config"]["guidance_sweep"] and len(guidance["fid"]) == len(guidance["gamma"])
+    assert guidance["gamma"] == scales and len(guidance["fid"]) == len(guidance["gamma"])
     assert all(0 <= a <= 1 for a in guidance["class_accuracy"])
 
 
@@ -159,17 +162,22 @@ def test_index_names_sections_from_another_device_and_the_writeup_run():
     from generator.performance_context import targets_of
     from generator.reader import Summary
 
-    summary = {"device": "H200", "git_commit": "abc", "writeup_wall_s": 90.0, "writeup_git_commit": "0ld" * 14,
-               "writeup_device": "H200", "writeup_jobs": 4, "writeup_finished_at": "2026-01-01T00:00:00Z",
+    summary = {"device": "H200", "git_commit": "abc", "writeup_wall_s": 290.0, "writeup_git_commit": "0ld" * 14,
+               "writeup_device": "H200", "writeup_gpus": 4, "writeup_finished_at": "2026-01-01T00:00:00Z",
+               "writeup_sections": "all",
                "devices": {"evaluation": "H200", "peer": "H200", "better-recipe": "H100"},
                "commits": {"evaluation": "abc", "peer": "old", "better-recipe": "abc"}}
     assert other_devices(Summary(summary)) == ["better-recipe (H100)"]
     assert other_devices(Summary({"device": "H200"})) == []
-    [writeup] = targets_of(None, summary)               # the commit shortened: no 40-character hash on a page
-    assert writeup["ok"] and writeup["measured"] == "90 s, 4 sections at a time, commit 0ld0ld0"
-    partial = summary | {"writeup_skipped": ["better-recipe"]}     # a partial run never meets the target
+    [writeup] = targets_of(None, summary)                        # 4 GPUs: under 5 minutes
+    assert writeup["ok"] and writeup["what"].endswith("under 5 minutes on 4 GPUs")
+    assert writeup["measured"] == "290 s, 4 GPUs, commit 0ld0ld0"   # the commit shortened: no 40-hex hash on a page
+    [one] = targets_of(None, summary | {"writeup_gpus": 1, "writeup_wall_s": 590.0})   # one GPU: under 10 minutes
+    assert one["ok"] and one["what"].endswith("under 10 minutes on one GPU")
+    assert not targets_of(None, summary | {"writeup_wall_s": 310.0})[0]["ok"]
+    partial = summary | {"writeup_sections": ["peer"]}           # a partial run never meets the goal
     [writeup] = targets_of(None, partial)
-    assert not writeup["ok"] and writeup["measured"] == "90 s, without better-recipe, 4 sections at a time, commit 0ld0ld0"
+    assert not writeup["ok"] and writeup["measured"] == "290 s, 4 GPUs, only peer, commit 0ld0ld0"
 
 
 @pytest.mark.parametrize("plain, position, gap", [([104.0], "inside", 0.0), ([114.2], "above", 10.2),

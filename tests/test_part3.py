@@ -65,8 +65,8 @@ def test_anagram_estimate_is_symmetric_under_swapping_class_and_orientation(net,
     x = torch.randn(3, 1, 28, 28)
     t = torch.tensor([15, 15, 15])
     c1, c2 = torch.tensor([6, 1, 2]), torch.tensor([9, 7, 5])
-    eps = anagram_estimate(net, sched, c1, c2, gamma=4.0)(x, t)
-    swapped = anagram_estimate(net, sched, c2, c1, gamma=4.0)(flip(x), t)
+    eps = anagram_estimate(net, sched, c1, c2, 4.0)(x, t)
+    swapped = anagram_estimate(net, sched, c2, c1, 4.0)(flip(x), t)
     torch.testing.assert_close(eps, flip(swapped), atol=1e-5, rtol=1e-5)
     # and it is the average of the two separately computed guided estimates
     e1 = guided_estimate(net, sched, c1, 4.0)(x, t)

@@ -115,3 +115,18 @@ def test_rerunning_a_section_gives_identical_losses_metrics_and_images(quick_run
     assert m_old["files"] == m_new["files"]
     for file in m_old["files"]:          # loss.json, PNG samples and GIFs, byte for byte
         assert (old / file).read_bytes() == (new / file).read_bytes(), f"{file} differs between runs"
+
+
+def test_a_run_without_checkpoints_writes_nothing_and_times_each_epoch(digits, tmp_path):
+    """What the benchmark trains with: no files at all, and the end of each epoch (after its last step's
+    sync) timed from the start, so a steady-state speed leaves out the first epoch's warm-up."""
+    work = tmp_path / "never"
+    trainer = small_trainer(digits, work, epochs=3)
+    trainer.save_checkpoints = False
+    result = trainer.fit()
+    assert not work.exists() and result.checkpoints == {}
+    assert len(result.epoch_end_s) == 3 and result.epoch_end_s == sorted(result.epoch_end_s)
+    assert 0 < result.epoch_end_s[0] and result.epoch_end_s[-1] <= result.wall_s
+    with_files = small_trainer(digits, tmp_path / "kept", epochs=3).fit()
+    assert with_files.losses == result.losses                      # the same training, only nothing written
+    assert set(with_files.checkpoints) == {1, 3}

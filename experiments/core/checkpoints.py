@@ -120,7 +120,8 @@ def load(ctx: "Context", section: str, build: Callable[[dict], nn.Module],
         raise RuntimeError(f"{ctx.section.name} reads {section} without declaring the dependency")
     if section == ctx.section.name:
         key = ctx.weights_key or None
-    else:   # exactly the weights the dependency's current results were made with
+    else:   # exactly the weights the dependency's current results were made with, once they are there
+        ctx.wait_for(section)
         key = (ctx.read_result(section, "manifest.json") or {}).get("weights_key")
     loaded = load_model(ctx.work_root, section, ctx.profile, ctx.device, build, epoch, key)
     if section != ctx.section.name and section not in ctx.loaded_weights:

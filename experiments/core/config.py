@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from experiments.core.guidance import Guidance
 from experiments.errors import UserError
 
 REFERENCE_TRAIN_SIZE = 60_000  # the official MNIST training split the reference epochs count
@@ -89,15 +90,17 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     p_uncond: float = 0.1       # class dropout for classifier-free guidance
-    guidance: float = 5.0       # gamma of CFG
+    guidance: Guidance = field(default_factory=Guidance)   # CFG scale (and interval) when sampling with a class
     predict: str = "eps"        # eps (reference) | x0 (ablation)
     t_per: str = "sample"       # sample (reference) | batch: one t for the whole batch (ablation)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "guidance", Guidance.parse(self.guidance))   # specs saved before: a number
 
     def validate(self) -> None:
         _require(self.T >= 2, f"diffusion.T must be >= 2, got {self.T}")
         _require(0 < self.beta_start < self.beta_end < 1, "diffusion betas need 0 < beta_start < beta_end < 1")
         _require(0 <= self.p_uncond < 1, "diffusion.p_uncond must be in [0, 1)")
-        _require(self.guidance >= 0, "diffusion.guidance must be >= 0")
         _require(self.predict in ("eps", "x0"), f"diffusion.predict must be eps or x0, got {self.predict!r}")
         _require(self.t_per in ("sample", "batch"), f"diffusion.t_per must be sample or batch, got {self.t_per!r}")
 
@@ -179,6 +182,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, str):
             return value
         raise UserError(f"config {key}: expected a string, got {value!r}")
+    if is_dataclass(annotation) and hasattr(annotation, "parse"):    # a typed value with a spelling, e.g. Guidance
+        return annotation.parse(value)
     if origin is tuple:
         (inner, *_rest) = typing.get_args(annotation)
         if isinstance(value, str):
@@ -203,7 +208,9 @@ def override(cfg: Any, updates: dict, prefix: str = "") -> Any:
             hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
             raise UserError(f"unknown config key {full_key!r}{hint}")
         current = getattr(cfg, key)
-        if is_dataclass(current):
+        if is_dataclass(current) and not isinstance(value, dict) and hasattr(type(current), "parse"):
+            changes[key] = type(current).parse(value)      # e.g. diffusion.guidance=3@30-150
+        elif is_dataclass(current):
             changes[key] = override(current, value, prefix=f"{full_key}.")
         else:
             changes[key] = _coerce(value, hints[key], full_key)
@@ -251,6 +258,6 @@ def load_yaml(path: str) -> dict:
 
 
 __all__ = [
-    "DataConfig", "UNetConfig", "TrainConfig", "DiffusionConfig", "REFERENCE_TRAIN_SIZE",
+    "DataConfig", "UNetConfig", "TrainConfig", "DiffusionConfig", "Guidance", "REFERENCE_TRAIN_SIZE",
     "validate", "override", "parse_assignments", "load_yaml", "config_hash", "to_dict", "field", "check_seed",
 ]

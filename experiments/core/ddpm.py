@@ -10,7 +10,8 @@ from experiments.core.diffusion.process import matched_start
 from experiments.core.diffusion.sampling import SampleResult, ddpm_step_fn, guided_estimate, model_estimate, sample
 from experiments.core.diffusion.schedule import make_schedule
 from experiments.core.fitting import record_training, train_model, unet_spec
-from experiments.core.models.inference import fast_inference_model
+from experiments.core.guidance import Guidance, guidances
+from experiments.core.models.inference import fast_inference_model, load_inference_weights
 from experiments.core.models.unet import UNet
 from experiments.core.objectives import diffusion_objective
 from experiments.core.section import Context
@@ -30,12 +31,14 @@ class DDPMConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     samples: int = 40                 # digits per sample figure (time-conditioned)
     gif_every: int = 10               # sampler steps between GIF frames
-    guidance_sweep: tuple[float, ...] = (0.0, 5.0, 10.0)   # gammas shown side by side (class-conditioned)
+    # guidance settings shown side by side (class-conditioned)
+    sweep: tuple[Guidance, ...] = guidances((0.0, 5.0, 10.0))
 
     def validate(self) -> None:
         _require(self.samples >= 1, "samples must be >= 1")
         _require(self.gif_every >= 1, "gif_every must be >= 1")
-        _require(all(g >= 0 for g in self.guidance_sweep), "guidance_sweep values must be >= 0")
+        for guidance in self.sweep:
+            guidance.validate()
 
 
 def quick_ddpm(conditioning: str) -> DDPMConfig:
@@ -60,14 +63,14 @@ def train_ddpm(ctx: Context, class_conditioned: bool) -> UNet:
 
 
 def generate(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, n: int, *,
-             labels: torch.Tensor | None = None, gamma: float | None = None, record_every: int = 0,
+             labels: torch.Tensor | None = None, guidance: Guidance | None = None, record_every: int = 0,
              seed_offset: int = 0, timesteps: list[int] | None = None, step=None,
-             start_moments: tuple[torch.Tensor, torch.Tensor] | None = None,
-             interval: tuple[int, int] | None = None) -> SampleResult:
+             start_moments: tuple[torch.Tensor, torch.Tensor] | None = None) -> SampleResult:
     """Sample n digits from scratch (CFG when labels are given) with the one sampling loop.
 
-    start_moments: per-pixel (mean, var) of the training digits to start from the moment-matched
-    x_T (`matched_start`) instead of N(0, I); interval: guide only for lo <= t <= hi.
+    guidance: the CFG scale and interval (default: the model's dcfg.guidance); start_moments: per-pixel
+    (mean, var) of the training digits to start from the moment-matched x_T (`matched_start`) instead of
+    N(0, I).
     """
     sched = diffusion_schedule(dcfg, ctx.device)
     torch.manual_seed(ctx.seed + 1000 + seed_offset)          # graph-safe: the default generator
@@ -75,11 +78,11 @@ def generate(ctx: Context, model: torch.nn.Module, dcfg: DiffusionConfig, n: int
     if start_moments is not None:
         x_T = matched_start(x_T, *start_moments, sched)
     if labels is not None:
-        estimate = guided_estimate(model, sched, labels.to(ctx.device), dcfg.guidance if gamma is None else gamma,
-                                   dcfg.predict, interval)
+        estimate = guided_estimate(model, sched, labels.to(ctx.device), guidance or dcfg.guidance, dcfg.predict)
     else:
         estimate = model_estimate(model, sched, dcfg.predict)
-    return sample(x_T, timesteps or list(range(dcfg.T - 1, -1, -1)), estimate, step or ddpm_step_fn(sched),
+    return sample(x_T, timesteps or list(range(dcfg.T - 1, -1, -1)), estimate,
+                  step or ddpm_step_fn(sched, compiled=ctx.compiled),
                   record_every=record_every, autocast=ctx.cuda, graphed=ctx.cuda)
 
 
@@ -95,6 +98,11 @@ def class_moments(images: torch.Tensor, labels: torch.Tensor, classes: int = 10)
     return torch.stack([m for m, _ in pairs]), torch.stack([v for _, v in pairs])
 
 
-def prepare_for_sampling(ctx: Context, model: torch.nn.Module) -> torch.nn.Module:
-    """On a GPU: BatchNorm folded, bf16, channels_last and compiled (same function, ~2x faster)."""
-    return fast_inference_model(model.to(ctx.device).eval(), ctx.device, compile=ctx.cuda and ctx.compile)
+def prepare_for_sampling(ctx: Context, model: torch.nn.Module, into: torch.nn.Module | None = None) -> torch.nn.Module:
+    """On a GPU: BatchNorm folded, skip concatenations split, bf16, channels_last and compiled (same
+    function, ~2x faster). `into`: a network this returned for the same architecture, which takes the
+    new weights in place (no second compile)."""
+    model = model.to(ctx.device).eval()
+    if into is not None:
+        return load_inference_weights(into, model)
+    return fast_inference_model(model, ctx.device, compile=ctx.compiled)

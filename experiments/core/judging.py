@@ -15,13 +15,15 @@ from experiments.core.config import DiffusionConfig
 from experiments.core.ddpm import diffusion_schedule, generate
 from experiments.core.diffusion.process import strided_timesteps
 from experiments.core.diffusion.sampling import StepFn, ddpm_step_fn
+from experiments.core.guidance import Guidance
 from experiments.core.metrics import Evaluator, frechet_distance_from_stats, gaussian_stats
 from experiments.core.models import classifier as classifier_model
 from experiments.core.section import Context
 
 R = TypeVar("R")
-SEED_BASE = 50_000            # seed offsets of evaluation batches (batch i uses SEED_BASE + i)
-SAMPLE_SEED_OFFSET = 777      # one starting noise for every FID sample of our model: numbers agree across sections
+# Batch i of every FID set of our models starts from the noise of seed offset SEED_BASE + i: sets of
+# the same size and batch start from the same noise in every section, so their numbers line up.
+SEED_BASE = 50_000
 
 
 def judge(ctx: Context, test_images: int) -> Evaluator:
@@ -48,23 +50,38 @@ def timed(fn: Callable[[], R], device: torch.device) -> tuple[R, float]:
     return out, time.perf_counter() - t0
 
 
-def sample_ours(ctx: Context, model: torch.nn.Module, dcfg, n: int, timesteps: list[int] | None = None,
-                step: StepFn | None = None, batch: int = 5000,
-                start_moments: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """n digits (n, 1, 28, 28) from our UNet with the shared loop (default: all T DDPM steps), in batches;
-    start_moments: begin from the moment-matched x_T instead of pure noise (see `matched_start`)."""
+def balanced_labels(start: int, m: int, device: torch.device) -> torch.Tensor:
+    """Classes 0..9 in turn for digits start..start+m-1 of a set (every set of n digits is balanced)."""
+    return torch.arange(start, start + m, device=device) % 10
+
+
+def sample_set(ctx: Context, net: torch.nn.Module, dcfg: DiffusionConfig, n: int, batch: int, *,
+               guidance: Guidance | None = None, timesteps: list[int] | None = None, step: StepFn | None = None,
+               start_moments: tuple[torch.Tensor, torch.Tensor] | None = None,
+               class_moments: tuple[torch.Tensor, torch.Tensor] | None = None,
+               seed_base: int = SEED_BASE) -> torch.Tensor:
+    """n digits (n, 1, 28, 28), not clipped, in batches of `batch` (batch i from seed seed_base + i).
+
+    guidance: class-conditioned, classes 0..9 in turn, guided so; default all T DDPM steps from N(0, I);
+    start_moments: the moment-matched x_T of the whole data; class_moments: per-class (10, 1, 28, 28)
+    mean and variance, each digit starting from the moment-matched x_T of its asked class.
+    """
     out = []
     for i, start in enumerate(range(0, n, batch)):
-        res = generate(ctx, model, dcfg, min(batch, n - start), timesteps=timesteps, step=step,
-                       seed_offset=SAMPLE_SEED_OFFSET + i, start_moments=start_moments)
-        out.append(res.x0)
+        m = min(batch, n - start)
+        y = balanced_labels(start, m, ctx.device) if guidance is not None else None
+        moments = start_moments if class_moments is None else tuple(v[y] for v in class_moments)
+        out.append(generate(ctx, net, dcfg, m, labels=y, guidance=guidance, seed_offset=seed_base + i,
+                            timesteps=timesteps, step=step, start_moments=moments).x0)
     return torch.cat(out)
 
 
-def warm_up(ctx: Context, model: torch.nn.Module, dcfg) -> None:
-    """A tiny untimed sampling run so one-off costs (kernel selection, lazy init) stay out of timings."""
+def warm_up(ctx: Context, net: torch.nn.Module, dcfg: DiffusionConfig, batch: int, guided: bool = False) -> None:
+    """Two untimed sampler steps at the batch size the timed runs use, so one-off costs (compiling for
+    that shape, kernel selection) stay out of their timings."""
     if ctx.cuda:
-        sample_ours(ctx, model, dcfg, 8, timesteps=spaced_timesteps(dcfg.T, 2))
+        sample_set(ctx, net, dcfg, batch, batch, guidance=dcfg.guidance if guided else None,
+                   timesteps=spaced_timesteps(dcfg.T, 2))
 
 
 @dataclass
@@ -77,41 +94,33 @@ class Judged:
     predicted: torch.Tensor           # (N,) classifier's classes
     wall_s: float                     # sampling time
 
-    def fid(self, ev: Evaluator, n: int) -> float:
-        """Classifier-FID of the first n digits against the test split."""
+    def fid(self, ev: Evaluator, n: int | None = None) -> float:
+        """Classifier-FID of the first n digits (all by default) against the test split."""
         return frechet_distance_from_stats(*gaussian_stats(self.features[:n]), ev.test_mu, ev.test_cov)
 
-    def accuracy(self, n: int) -> float:
+    def accuracy(self, n: int | None = None) -> float:
         return float((self.predicted[:n] == self.labels[:n]).float().mean())
 
 
-def draw(ctx: Context, ev: Evaluator, net: torch.nn.Module, dcfg: DiffusionConfig, n: int,
-         gamma: float | None, batch: int, stride: int = 1, interval: tuple[int, int] | None = None, *,
-         class_moments: tuple[torch.Tensor, torch.Tensor] | None = None, clip_x0: bool = False,
-         seed_base: int = SEED_BASE) -> Judged:
-    """n digits in batches (balanced classes 0..9 when gamma is given), judged by the classifier.
-    Batch i always starts from the same noise (seed seed_base + i), so sets are comparable.
-    class_moments: per-class (10, 1, 28, 28) mean and variance of the training digits: each digit
-    then starts from the moment-matched x_T of its asked class; clip_x0: see `ddpm_step_fn`."""
-    timesteps = strided_timesteps(dcfg.T, stride)
-    step = ddpm_step_fn(diffusion_schedule(dcfg, ctx.device), clip_x0=clip_x0)
-    t0 = time.perf_counter()
-    chunks, labels = [], []
-    for i, start in enumerate(range(0, n, batch)):
-        m = min(batch, n - start)
-        y = torch.arange(start, start + m, device=ctx.device) % 10 if gamma is not None else None
-        moments = None if class_moments is None else tuple(v[y] for v in class_moments)
-        result = generate(ctx, net, dcfg, m, labels=y, gamma=gamma, seed_offset=seed_base + i, timesteps=timesteps,
-                          interval=interval, step=step, start_moments=moments)
-        chunks.append(result.x0.clamp(0, 1))
-        labels.append(y)
-    images = torch.cat(chunks)
+def judged(ctx: Context, ev: Evaluator, images: torch.Tensor, guided: bool, wall_s: float) -> Judged:
+    """A sampled set (clipped here) as the classifier sees it; labels are the balanced classes when guided."""
+    images = images.to(ctx.device).clamp(0, 1)
     features = ev.features(images)
     predicted = ev.classifier.head(features).argmax(1)        # forward = head(features): no second pass
-    if ctx.cuda:
-        torch.cuda.synchronize(ctx.device)
-    return Judged(images, torch.cat(labels) if gamma is not None else None, features, predicted,
-                  time.perf_counter() - t0)
+    return Judged(images, balanced_labels(0, len(images), ctx.device) if guided else None, features, predicted, wall_s)
+
+
+def draw(ctx: Context, ev: Evaluator, net: torch.nn.Module, dcfg: DiffusionConfig, n: int,
+         guidance: Guidance | None, batch: int, stride: int = 1, *,
+         class_moments: tuple[torch.Tensor, torch.Tensor] | None = None, clip_x0: bool = False,
+         seed_base: int = SEED_BASE) -> Judged:
+    """n digits (balanced classes 0..9 when guided) with the strided DDPM sampler, judged by the classifier.
+    class_moments: start each digit from the moment-matched x_T of its class; clip_x0: see `ddpm_step_fn`."""
+    step = ddpm_step_fn(diffusion_schedule(dcfg, ctx.device), clip_x0=clip_x0, compiled=ctx.compiled)
+    images, wall = timed(lambda: sample_set(ctx, net, dcfg, n, batch, guidance=guidance, step=step,
+                                            timesteps=strided_timesteps(dcfg.T, stride),
+                                            class_moments=class_moments, seed_base=seed_base), ctx.device)
+    return judged(ctx, ev, images, guidance is not None, wall)
 
 
 def floor_fids(ev: Evaluator, train: torch.Tensor, counts: set[int]) -> dict[int, float]:

@@ -6,7 +6,7 @@ one batch per condition, metrics kept on the device and read back once at the en
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,6 +17,7 @@ from experiments.core.diffusion.process import predict_x0, strided_timesteps
 from experiments.core.diffusion.sampling import EstimateFn, ProjectFn, SampleResult, ddpm_step_fn, guided_estimate, sample
 from experiments.core.diffusion.schedule import Schedule
 from experiments.core.diffusion.tricks import unconditional_estimate
+from experiments.core.guidance import Guidance
 from experiments.errors import UserError
 from experiments.core.metrics import Evaluator
 from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling
@@ -43,12 +44,11 @@ class SamplingConfig(Part3Config):
     """A Part 3 section that runs the sampling loop."""
 
     stride: int = 10            # strided timesteps T-1, T-1-stride, ..., >= 0
-    gamma: float = 5.0          # classifier-free guidance scale wherever a class is asked for
+    guidance: Guidance = field(default_factory=Guidance)   # classifier-free guidance wherever a class is asked for
 
     def validate(self) -> None:
         super().validate()
         _require(self.stride >= 1, f"stride must be >= 1, got {self.stride}")
-        _require(self.gamma >= 0, f"gamma must be >= 0, got {self.gamma}")
 
 
 @dataclass
@@ -79,14 +79,15 @@ class Lab:
     def uncond(self, n: int) -> EstimateFn:
         return unconditional_estimate(self.model, self.sched, n, self.device, self.dcfg.predict)
 
-    def guided(self, labels: torch.Tensor, gamma: float | torch.Tensor) -> EstimateFn:
-        return guided_estimate(self.model, self.sched, labels.to(self.device), gamma, self.dcfg.predict)
+    def guided(self, labels: torch.Tensor, guidance: Guidance | torch.Tensor) -> EstimateFn:
+        """CFG towards `labels`: a Guidance, or one scale per row ((B, 1, 1, 1) tensor)."""
+        return guided_estimate(self.model, self.sched, labels.to(self.device), guidance, self.dcfg.predict)
 
     def run(self, x_T: torch.Tensor, timesteps: list[int], estimate: EstimateFn,
             project: ProjectFn | None = None, seed_offset: int = 0, record_every: int = 0) -> SampleResult:
         """The one sampling loop with the strided DDPM step; noise from the seeded default generator."""
         torch.manual_seed(self.ctx.seed + 2000 + seed_offset)   # graph-safe: the default generator
-        return sample(x_T, timesteps, estimate, ddpm_step_fn(self.sched), project=project,
+        return sample(x_T, timesteps, estimate, ddpm_step_fn(self.sched, compiled=self.ctx.compiled), project=project,
                       record_every=record_every, autocast=self.ctx.cuda, graphed=self.ctx.cuda)
 
     @torch.no_grad()

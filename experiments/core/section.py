@@ -6,6 +6,7 @@ and `ctx.dependency` reads another section's results through a function the pipe
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,22 @@ class Section:
     profiles: dict[str, Any]               # profile name -> frozen config dataclass
     run: Callable[[Any], None]             # run(ctx): computes and records everything
     depends_on: tuple[str, ...] = ()       # sections whose outputs (checkpoints, metrics) it reads
+    # True when it reads them only after work of its own (e.g. training): a whole-writeup run may start it
+    # once they have started, and its reads wait until they are done (Context.wait_for)
+    reads_dependencies_late: bool = False
     module_file: str = field(default="", compare=False)   # filled in by the registry
+
+
+def _no_wait(section: str) -> None:
+    """Outside a whole-writeup run a dependency's results are there before the section starts."""
+
+
+def _no_spares() -> list[torch.device]:
+    return []
+
+
+def _no_results(section: str, file: str) -> dict | None:
+    raise RuntimeError("a worker process reads no results; its parent section does")
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,6 +70,10 @@ class Context:
     loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
     weights_key: str = ""           # this run's checkpoint folder under the section's (pipeline/workdirs.py)
     dataset: str = DEFAULT_DATASET  # data.dataset: every section of a results folder shares it
+    # blocks until a dependency's results are there (a writeup may start a section before its dependencies end)
+    wait_for: Callable[[str], None] = _no_wait
+    # further GPUs this section may spread independent work over now (`experiments.core.parallel.spread`)
+    spare_devices: Callable[[], list[torch.device]] = _no_spares
 
     @property
     def work_dir(self) -> Path:
@@ -69,6 +89,11 @@ class Context:
         """The dataset's description: its title, class names and the word for one image."""
         return get_dataset(self.dataset)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the fast path compiles (torch.compile) here: on a GPU, unless turned off."""
+        return self.cuda and self.compile
+
     def train_split(self, limit: int = 0) -> Split:
         return _cached_split(str(self.data_root) if self.data_root else None, True, limit, str(self.device),
                              self.dataset)
@@ -81,11 +106,18 @@ class Context:
         """A fresh generator on the section's device, seeded from the run's seed (+ offset)."""
         return torch.Generator(device=self.device).manual_seed(self.seed + offset)
 
+    def on_device(self, device: torch.device) -> "Context":
+        """This context for a worker process on another device: same section, config, seed and folders; it
+        writes no results and reads none (the parent section does both)."""
+        return dataclasses.replace(self, device=device, out=None, read_result=_no_results, loaded_weights={},
+                                   wait_for=_no_wait, spare_devices=_no_spares, show_progress=False)
+
     def dependency(self, section: str, file: str = "manifest.json") -> dict:
         """A declared dependency's manifest (metrics, config), or another JSON file of its results;
         it must have run in this profile."""
         if section not in self.section.depends_on:
             raise RuntimeError(f"{self.section.name} reads {section} without declaring the dependency")
+        self.wait_for(section)
         manifest = self.read_result(section, "manifest.json")
         data = manifest if file == "manifest.json" else self.read_result(section, file)
         if manifest is None or manifest.get("profile") != self.profile or data is None \

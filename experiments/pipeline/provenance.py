@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib import metadata
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set by scripts/gpu_full_run.sh: a copied tree has no .git
+GIT_COMMIT_ENV = "FUNDIFF_GIT_COMMIT"      # set where a tree copied to a GPU machine has no .git
 
 
 def git_commit() -> str:
@@ -43,15 +44,14 @@ def device_name(device: torch.device) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on, from the installed packages' metadata (importing
+    them, diffusers above all, would cost every section process seconds)."""
     versions = {"python": sys.version.split()[0], "torch": torch.__version__}
     for name in ("torchvision", "numpy", "matplotlib", "imageio", "diffusers"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name)
-            except ImportError:
-                continue
-        versions[name] = getattr(module, "__version__", "?")
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
     if torch.cuda.is_available():
         versions["cuda"] = str(torch.version.cuda)
     return versions

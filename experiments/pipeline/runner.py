@@ -140,7 +140,10 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
             if s.name in wanted]
 
 
-def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None) -> Path:
+def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None, *,
+            wait_for: Callable[[str], None] | None = None,
+            spare_devices: Callable[[], list[torch.device]] | None = None) -> Path:
+    """Run one section and commit its results; wait_for / spare_devices: see `Context` (a whole-writeup run)."""
     cfg = section_config(section, opts.profile, overrides)
     seed_everything(opts.seed)
     writer = ResultWriter(opts.results_root, section.name)
@@ -150,6 +153,10 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
                   read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
                   show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0",
                   weights_key=key.digest)
+    if wait_for is not None:
+        ctx.wait_for = wait_for
+    if spare_devices is not None:
+        ctx.spare_devices = spare_devices
     module = fingerprint.section_module(section.module_file)
     started, t0 = provenance.now_iso(), time.perf_counter()
     try:
@@ -168,6 +175,7 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "code": fingerprint.code_fingerprint(module), "drawing": fingerprint.drawing_fingerprint(module),
             "seed": opts.seed,
             "device": provenance.device_name(device), "device_type": device.type,
+            "device_index": (device.index or 0) if device.type == "cuda" else None,   # which GPU of the machine
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),
             "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,

@@ -17,7 +17,6 @@ from experiments.pipeline import fingerprint, registry
 from experiments.core.config import config_hash
 from experiments.errors import UserError
 from experiments.pipeline.runner import section_config
-from experiments.pipeline.writeup import with_dependants
 
 FRESH, REDRAW, STALE, MISSING = "fresh", "redraw", "stale", "missing"
 
@@ -125,7 +124,7 @@ def resolve_reruns(names: list[str], current: list[Status]) -> list[str]:
         else:
             chosen.add(registry.get(name).name)     # unknown names: UserError with the closest match
     if "stale" in names:
-        return with_dependants(chosen)
+        chosen |= {d for name in list(chosen) for d in registry.dependants(name)}
     return [n for n in order if n in chosen]
 
 

@@ -25,14 +25,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "train_images": ("time-conditioned", "train_images"),
     "classifier_test_accuracy": ("classifier", "test_accuracy"),
     "fid_floor": ("evaluation", "fid_floor"),
-    "fid_time_conditioned": ("evaluation", "fid_time_conditioned"),
+    "fid_time_conditioned": ("evaluation", "fid_time_conditioned"),   # all T = 300 DDPM steps from N(0, I):
+    # the reference that fast-sampling and the peer compare with (sampled once, in the evaluation)
     "fid_class_conditioned": ("evaluation", "fid_class_conditioned"),
     "class_accuracy_class_conditioned": ("evaluation", "class_accuracy_class_conditioned"),
     "fid_ratio_class_conditioned": ("evaluation", "fid_ratio_class_conditioned"),
     "generated_samples": ("evaluation", "generated_samples"),
     "memorisation_ratio": ("evaluation", "memorisation_ratio"),
     "fid_peer": ("peer", "fid_peer"),                     # diffusers UNet2DModel, its full DDPMScheduler chain
-    "fid_ddpm_300": ("fast-sampling", "fid_ddpm"),        # our time-conditioned model, all T = 300 DDPM steps
     "fid_ddpm_300_matched": ("fast-sampling", "fid_ddpm_matched"),   # the same, from the moment-matched start
     "fid_ddim_50": ("fast-sampling", "fid_ddim_50_matched"),         # DDIM (eta 0), 50 steps, moment-matched start
     "fid_ddim_50_from_noise": ("fast-sampling", "fid_ddim_50"),      # DDIM (eta 0), 50 steps, pure-noise start

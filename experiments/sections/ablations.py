@@ -1,8 +1,7 @@
-"""Ablations of the time-conditioned model: each variant is one config switch, not a code fork.
+"""Ablations of the time-conditioned model: each variant is one switch of the reference config.
 
-A variant is a string of `key=value` assignments applied to the reference DDPMConfig with the same
-`override` the CLI's `--set` uses, so a typo or an impossible value fails before any training.
-Every variant is trained with the same budget and seed and judged by the same classifier.
+Every variant is a typed `Variant` (a name, a label, its full config), trained with the same budget
+and seed and judged by the same classifier from the same starting noise as the evaluation's sets.
 """
 from __future__ import annotations
 
@@ -13,83 +12,76 @@ from experiments import figures
 from experiments.core.config import DiffusionConfig, _require
 from experiments.core.section import Context, Section
 from experiments.core.models.unet import count_parameters
-from experiments.core.judging import judge, sample_ours
+from experiments.core.judging import judge, sample_set
 from experiments.core.ddpm import DDPMConfig, prepare_for_sampling, quick_ddpm
-from experiments.core.variants import REFERENCE, make_trainer, short, slug, variant_config
+from experiments.core.variants import Variant, check_variants, describe_changes, make_trainer, short_changes, switch
 from experiments.core.training import train_together
-LABELS = {                                 # switch -> what it changes, in words
-    "unet.residual=true": "residual connections in the conv blocks",
-    "unet.norm=group": "GroupNorm instead of BatchNorm",
-    "unet.final_kernel=1": "1x1 final conv instead of 3x3",
-    "diffusion.t_per=batch": "one t per batch instead of per sample",
-    "diffusion.predict=x0": "predict x0 instead of eps",
-}
+
+REFERENCE = "reference"
+
+
+def ablation_variants(base: DDPMConfig, ema_decay: float = 0.999) -> tuple[Variant, ...]:
+    """The reference and one variant per design choice (names keep the metric keys of earlier runs)."""
+    decay = f"{ema_decay:g}".replace(".", "_")
+    return (
+        Variant(REFERENCE, "reference configuration ✓", base),
+        Variant("unet_residual_true", "residual connections in the conv blocks", switch(base, unet={"residual": True})),
+        Variant("unet_norm_group", "GroupNorm instead of BatchNorm", switch(base, unet={"norm": "group"})),
+        Variant("unet_final_kernel_1", "1x1 final conv instead of 3x3", switch(base, unet={"final_kernel": 1})),
+        Variant("diffusion_t_per_batch", "one t per batch instead of per sample", switch(base, diffusion={"t_per": "batch"})),
+        Variant("diffusion_predict_x0", "predict x0 instead of eps", switch(base, diffusion={"predict": "x0"})),
+        Variant(f"train_ema_decay_{decay}", f"EMA of the weights (decay {ema_decay:g})",
+                switch(base, train={"ema_decay": ema_decay})),
+    )
 
 
 @dataclass(frozen=True)
 class AblationConfig:
     base: DDPMConfig = field(default_factory=DDPMConfig)     # the reference configuration (time-conditioned)
-    variants: tuple[str, ...] = (
-        REFERENCE, "unet.residual=true", "unet.norm=group", "unet.final_kernel=1", "diffusion.t_per=batch",
-        "diffusion.predict=x0", "train.ema_decay=0.999")       # space-separated key=value switches per variant
+    variants: tuple[Variant, ...] = field(default_factory=lambda: ablation_variants(DDPMConfig()))
     samples: int = 10_000             # digits per variant behind each FID
-    batch: int = 2_000                # digits per sampler call
+    batch: int = 2_500                # digits per sampler call (as the evaluation's: the same starting noise)
     test_images: int = 0              # test digits behind the reference statistics (0 = all)
     shown: int = 10                   # digits per variant in the figure
 
     def validate(self) -> None:
-        _require(len(self.variants) > 0 and REFERENCE in self.variants, f"variants must include {REFERENCE!r}")
-        _require(len(set(self.variants)) == len(self.variants), "variants must be distinct")
+        check_variants(self.base, self.variants)
+        _require(any(v.name == REFERENCE and v.config == self.base for v in self.variants),
+                 f"variants must include {REFERENCE!r} with the base configuration")
         _require(self.samples >= 20, "samples must be >= 20 (FID needs a covariance)")
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
-        variant_configs(self)         # every switch must be a real, valid, effective change
-
-
-def variant_configs(cfg: AblationConfig) -> list[tuple[str, DDPMConfig]]:
-    """(variant, its full config) for each variant; a switch that changes nothing is an error."""
-    return [(variant, variant_config(cfg.base, variant)) for variant in cfg.variants]
-
-
-def describe(variant: str) -> str:
-    if variant == REFERENCE:
-        return "reference configuration ✓"
-    if variant.startswith("train.ema_decay="):
-        return f"EMA of the weights (decay {variant.split('=', 1)[1]})"
-    return " + ".join(LABELS.get(part, part) for part in variant.split())
 
 
 def run(ctx: Context) -> None:
     cfg: AblationConfig = ctx.cfg
     ev = judge(ctx, cfg.test_images)
     rows, grid, labels, fids = [], [], [], {}
-    variants = variant_configs(cfg)
-    together = ctx.cuda and len(variants) > 1
+    together = ctx.cuda and len(cfg.variants) > 1
     if together:
         # Side by side, one CUDA stream each: at batch 128 one model leaves most of the GPU idle, so
         # this is the same work per variant in far less wall time (their random draws interleave).
-        trained = train_together([make_trainer(ctx, v, vcfg) for v, vcfg in variants], resume=ctx.resume)
+        trained = train_together([make_trainer(ctx, v) for v in cfg.variants], resume=ctx.resume)
     else:  # one after another, each from the same RNG state: same noise and t draws for every variant
-        trained = [make_trainer(ctx, v, vcfg).fit(resume=ctx.resume) for v, vcfg in variants]
-    for (variant, vcfg), result in zip(variants, trained):
+        trained = [make_trainer(ctx, v).fit(resume=ctx.resume) for v in cfg.variants]
+    for variant, result in zip(cfg.variants, trained):
         model, losses, wall = result.final_model, result.losses, result.wall_s
         net = prepare_for_sampling(ctx, model)
-        images = sample_ours(ctx, net, vcfg.diffusion, cfg.samples, batch=cfg.batch)
+        images = sample_set(ctx, net, variant.config.diffusion, cfg.samples, cfg.batch)
         fid = ev.fid(images)
-        spe = vcfg.train.steps_per_epoch
+        spe = variant.config.train.steps_per_epoch
         final_loss = sum(losses[-spe:]) / len(losses[-spe:])
         params = count_parameters(model)
-        fids[variant] = fid
-        rows.append([describe(variant), "—" if variant == REFERENCE else variant, round(final_loss, 5),
+        fids[variant.name] = fid
+        rows.append([variant.label, describe_changes(cfg.base, variant.config), round(final_loss, 5),
                      round(fid, 3), None, round(wall, 1), params])
         grid.append(images[:cfg.shown])
-        labels.append(short(variant))
-        name = slug(variant)
-        ctx.out.add_metric(f"fid_{name}", fid, f"FID, {describe(variant)}", ".2f")
-        ctx.out.add_metric(f"final_loss_{name}", final_loss, f"Final loss, {describe(variant)}", ".4f")
-        ctx.out.add_metric(f"parameters_{name}", params, f"Parameters, {describe(variant)}", ",d")
+        labels.append(short_changes(cfg.base, variant.config))
+        ctx.out.add_metric(f"fid_{variant.name}", fid, f"FID, {variant.label}", ".2f")
+        ctx.out.add_metric(f"final_loss_{variant.name}", final_loss, f"Final loss, {variant.label}", ".4f")
+        ctx.out.add_metric(f"parameters_{variant.name}", params, f"Parameters, {variant.label}", ",d")
     reference_fid = fids[REFERENCE]
     for row, variant in zip(rows, cfg.variants):
-        row[4] = round(fids[variant] / reference_fid, 3) if reference_fid > 0 else None
+        row[4] = round(fids[variant.name] / reference_fid, 3) if reference_fid > 0 else None
     ctx.out.add_table("ablations", "What each design choice buys",
                       ["variant", "switch", "final loss", "FID", "FID / reference", "training time (s)", "parameters"],
                       rows)
@@ -99,12 +91,10 @@ def run(ctx: Context) -> None:
 
 FULL = AblationConfig()
 _quick = quick_ddpm("time")
-QUICK = AblationConfig(
-    base=dataclasses.replace(_quick, diffusion=DiffusionConfig(T=10), train=dataclasses.replace(
-        _quick.train, epochs=1, checkpoint_epochs=(1,))),
-    variants=(REFERENCE, "unet.residual=true", "unet.norm=group", "unet.final_kernel=1", "diffusion.t_per=batch",
-              "diffusion.predict=x0", "train.ema_decay=0.9"),
-    samples=32, batch=32, test_images=256, shown=4)
+_quick_base = dataclasses.replace(_quick, diffusion=DiffusionConfig(T=10), train=dataclasses.replace(
+    _quick.train, epochs=1, checkpoint_epochs=(1,)))
+QUICK = AblationConfig(base=_quick_base, variants=ablation_variants(_quick_base, ema_decay=0.9),
+                       samples=32, batch=32, test_images=256, shown=4)
 
 SECTION = Section(
     name="ablations", title="Ablations: what each design choice buys", part="beyond",

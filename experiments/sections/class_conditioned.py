@@ -41,10 +41,10 @@ def run(ctx: Context) -> None:
                                    f"{ctx.data.items}")
     net = prepare_for_sampling(ctx, model)   # final weights are loaded last
     rows = []
-    for g in cfg.guidance_sweep:
-        result = generate(ctx, net, cfg.diffusion, len(labels), labels=labels, gamma=g, seed_offset=7)
+    for g in cfg.sweep:
+        result = generate(ctx, net, cfg.diffusion, len(labels), labels=labels, guidance=g, seed_offset=7)
         rows.append(result.x0.view(10, 4, 1, 28, 28)[:, 0])             # one of each digit
-    figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [f"γ = {g:g}" for g in cfg.guidance_sweep],
+    figures.save_labelled_grid(ctx.out.path("guidance_sweep.png"), rows, [g.describe() for g in cfg.sweep],
                                list(ctx.data.classes))
     ctx.out.add_figure("guidance_sweep.png", "Guidance sweep",
                        alt=f"Samples of each {ctx.data.item} class for several guidance scales")

@@ -4,7 +4,9 @@ Same trained time-conditioned UNet, same starting noise, same judge: classifier-
 per sampler. Strided ancestral DDPM at the same step counts shows what DDIM's determinism buys.
 Each sampler runs from two starts: pure noise N(0, I) (the reference's) and the moment-matched x_T of
 `matched_start`, because the T = 300 linear schedule keeps 22% of the signal at t = T - 1 and a
-deterministic sampler cannot make up for a start that lacks it.
+deterministic sampler cannot make up for a start that lacks it. The reference, all T DDPM steps from
+pure noise, is the evaluation's headline set of the same weights: every set here starts from its noise
+(same digits per set, same batches, same seeds), and its FID and time are read, not sampled again.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from experiments.core.config import DiffusionConfig, _require
 from experiments.core.section import Context, Section
 from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn
 from experiments.errors import UserError
-from experiments.core.judging import judge, sample_ours, spaced_timesteps, timed, warm_up
+from experiments.core.judging import judge, sample_set, spaced_timesteps, timed, warm_up
 from experiments.core.ddpm import data_moments, diffusion_schedule, prepare_for_sampling
 from experiments.core.models import unet as unet_model
 
@@ -31,9 +33,6 @@ class FastSamplingConfig:
     eta: float = 0.0                  # 0 = deterministic DDIM
     strided_ddpm: bool = True         # also the ancestral (noisy) strided sampler at the same step counts
     starts: tuple[str, ...] = ("noise", "matched")   # x_T: "noise" = N(0, I) (spec), "matched" = data moments
-    samples: int = 10_000             # digits per sampler behind each FID
-    batch: int = 2_000                # digits per sampler call
-    test_images: int = 0              # test digits behind the reference statistics (0 = all)
     target_ratio: float = 1.10        # target: DDIM FID <= ratio x the T-step DDPM FID ...
     target_steps: int = 50            # ... with at most this many steps
     shown: int = 10                   # digits per row of the comparison figure
@@ -43,9 +42,21 @@ class FastSamplingConfig:
         _require(self.eta >= 0, "eta must be >= 0")
         _require(len(self.starts) > 0 and all(s in STARTS for s in self.starts) and self.starts[0] == "noise",
                  f"starts must begin with 'noise' and hold only {', '.join(STARTS)}")
-        _require(self.samples >= 20, "samples must be >= 20 (FID needs a covariance)")
-        _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
+        _require(self.shown >= 1, "shown must be >= 1")
         _require(self.target_ratio >= 1 and self.target_steps >= 1, "target_ratio >= 1 and target_steps >= 1")
+
+
+def reference_set(ctx: Context, T: int) -> tuple[int, int, int, float, float]:
+    """(digits, batch, test digits, FID, wall seconds) of the evaluation's time-conditioned set: all T DDPM
+    steps from N(0, I), judged against that many test digits."""
+    evaluation = ctx.dependency("evaluation")
+    config, metrics = evaluation["config"], evaluation["metrics"]
+    if config.get("stride") != 1:
+        raise UserError(f"fast-sampling compares with the evaluation's {T}-step DDPM set, but the evaluation sampled "
+                        f"with stride {config.get('stride')}: rerun it with stride=1")
+    value = lambda key: metrics[key]["value"]                               # noqa: E731
+    return (value("generated_samples"), config["batch"], config["test_images"], value("fid_time_conditioned"),
+            value("wall_time_conditioned_s"))
 
 
 def run(ctx: Context) -> None:
@@ -55,32 +66,38 @@ def run(ctx: Context) -> None:
     too_many = [n for n in cfg.ddim_steps if n > dcfg.T]
     if too_many:
         raise UserError(f"fast-sampling ddim_steps {too_many} exceed the model's T = {dcfg.T}")
+    samples, batch, test_images, reference_fid, reference_wall = reference_set(ctx, dcfg.T)
     net = prepare_for_sampling(ctx, model)
     sched = diffusion_schedule(dcfg, ctx.device)
-    ev = judge(ctx, cfg.test_images)
+    ev = judge(ctx, test_images)                      # judged as the evaluation judges: comparable FIDs
     train = ctx.train_split(ctx.dependency("time-conditioned")["config"]["data"]["train_images"]).images
     moments = {"noise": None, "matched": tuple(m.to(ctx.device) for m in data_moments(train))}
     data_ink = float(train.mean())
-    warm_up(ctx, net, dcfg)
+    warm_up(ctx, net, dcfg, batch)
     steps = sorted(set(cfg.ddim_steps))
-    samplers = {"DDIM": ddim_step_fn(sched, cfg.eta)}
+    samplers = {"DDIM": ddim_step_fn(sched, cfg.eta, compiled=ctx.compiled)}
     if cfg.strided_ddpm:
-        samplers["strided DDPM"] = ddpm_step_fn(sched)
+        samplers["strided DDPM"] = ddpm_step_fn(sched, compiled=ctx.compiled)
 
     rows, curves, walls, shown = [], {}, {}, {}
-    ddpm: dict[str, tuple[float, float]] = {}           # start -> (FID, wall) of the full T-step DDPM sampler
+    ddpm: dict[str, tuple[float, float]] = {"noise": (reference_fid, reference_wall)}   # start -> (FID, wall), T steps
+
+    def add_row(name: str, start: str, n: int, fid: float, images: torch.Tensor, wall: float, source: str = "") -> None:
+        rows.append([name + source, STARTS[start], n, round(fid, 3), round(fid / reference_fid, 3),
+                     round(float(images.clamp(0, 1).mean()), 4), round(wall, 2), round(samples / wall)])
+        shown[(name, start, n)] = images[:cfg.shown]
 
     def measure(name: str, start: str, n: int, timesteps, step) -> tuple[float, float]:
-        images, wall = timed(lambda: sample_ours(ctx, net, dcfg, cfg.samples, timesteps, step, cfg.batch,
-                                                 moments[start]), ctx.device)
+        images, wall = timed(lambda: sample_set(ctx, net, dcfg, samples, batch, timesteps=timesteps, step=step,
+                                                start_moments=moments[start]), ctx.device)
         fid = ev.fid(images)
-        spec_fid = ddpm["noise"][0] if ddpm else fid
-        rows.append([name, STARTS[start], n, round(fid, 3), round(fid / spec_fid, 3),
-                     round(float(images.clamp(0, 1).mean()), 4), round(wall, 2), round(cfg.samples / wall)])
-        shown[(name, start, n)] = images[:cfg.shown]
+        add_row(name, start, n, fid, images, wall)
         return fid, wall
 
-    for start in cfg.starts:
+    # the reference row: its numbers are the evaluation's; its first batch is drawn again for the figure only
+    first = sample_set(ctx, net, dcfg, min(batch, samples), batch)
+    add_row("DDPM", "noise", dcfg.T, reference_fid, first, reference_wall, " (the evaluation's set)")
+    for start in cfg.starts[1:]:
         ddpm[start] = measure("DDPM", start, dcfg.T, None, None)
     for start in cfg.starts:
         for name, step in samplers.items():
@@ -99,10 +116,12 @@ def run(ctx: Context) -> None:
                     ctx.out.add_metric(f"wall_ddim_{n}{suffix}_s", wall, f"Sampling time, DDIM with {n} steps "
                                        f"from {STARTS[start]} (s)", ".2f")
     ctx.out.add_metric("T", dcfg.T, "Diffusion steps T of the model", "d")
+    ctx.out.add_metric("samples", samples, "Digits per sampler (as the evaluation's set)", ",d")
     for start, (fid, wall) in ddpm.items():
-        suffix = "" if start == "noise" else f"_{start}"
-        ctx.out.add_metric(f"fid_ddpm{suffix}", fid, f"FID, DDPM with all {dcfg.T} steps from {STARTS[start]}", ".2f")
-        ctx.out.add_metric(f"wall_ddpm{suffix}_s", wall, f"Sampling time, DDPM with all {dcfg.T} steps from "
+        if start == "noise":
+            continue                       # the evaluation's numbers: on its page, not repeated here
+        ctx.out.add_metric(f"fid_ddpm_{start}", fid, f"FID, DDPM with all {dcfg.T} steps from {STARTS[start]}", ".2f")
+        ctx.out.add_metric(f"wall_ddpm_{start}_s", wall, f"Sampling time, DDPM with all {dcfg.T} steps from "
                            f"{STARTS[start]} (s)", ".2f")
     abar_last = float(sched.abar(torch.tensor([dcfg.T - 1], device=ctx.device)))
     ctx.out.add_metric("abar_last", abar_last, "abar at t = T - 1 (share of signal variance left in x_T)", ".4f")
@@ -150,10 +169,10 @@ def record_verdicts(ctx: Context, cfg: FastSamplingConfig, steps: list[int], cur
 
 
 FULL = FastSamplingConfig()
-QUICK = FastSamplingConfig(ddim_steps=(5, 10, 50), samples=32, batch=32, test_images=256, shown=4)
+QUICK = FastSamplingConfig(ddim_steps=(5, 10, 50), shown=4)
 
 SECTION = Section(
     name="fast-sampling", title="Fast sampling with DDIM", part="beyond",
     summary="Deterministic DDIM with 10-100 steps against the 300-step DDPM sampler, from pure noise and from "
     "a moment-matched start: FID, ink and wall time.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier"))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier", "evaluation"))

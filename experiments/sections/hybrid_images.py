@@ -55,9 +55,9 @@ def run(ctx: Context) -> None:
     c1 = torch.tensor([a for a, _ in pairs], device=dev).repeat_interleave(n)       # (p n,) pair-major
     c2 = torch.tensor([b for _, b in pairs], device=dev).repeat_interleave(n)
     x_T = lab.noise(n).repeat(p, 1, 1, 1)
-    x0 = lab.run(x_T, steps, hybrid_estimate(lab.model, lab.sched, c1, c2, cfg.gamma, cfg.blur_sigma,
+    x0 = lab.run(x_T, steps, hybrid_estimate(lab.model, lab.sched, c1, c2, cfg.guidance, cfg.blur_sigma,
                                               lab.dcfg.predict)).x0
-    plain = lab.run(x_T.repeat(2, 1, 1, 1), steps, lab.guided(torch.cat([c1, c2]), cfg.gamma)).x0
+    plain = lab.run(x_T.repeat(2, 1, 1, 1), steps, lab.guided(torch.cat([c1, c2]), cfg.guidance)).x0
     plain1, plain2 = plain.chunk(2)                                                 # plain c1, plain c2 samples
 
     def read(images: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
@@ -91,7 +91,7 @@ def run(ctx: Context) -> None:
                                [f"{a} / {b}" for a, b in pairs])
     out.add_figure("samples.png", "Hybrid images, not picked", alt="Unpicked hybrid image samples")
 
-    out.add_table("pairs", f"{n} hybrids per pair (γ = {cfg.gamma:g}, blur σ = {cfg.blur_sigma:g} px, "
+    out.add_table("pairs", f"{n} hybrids per pair ({cfg.guidance.describe()}, blur σ = {cfg.blur_sigma:g} px, "
                   f"stride {cfg.stride})", ["c1 / c2", "low-pass read as c1", "high-pass read as c2", "both",
                   "unfiltered read as c1", "control: plain c1, high-pass read as c2",
                   "control: plain c2, low-pass read as c1"],

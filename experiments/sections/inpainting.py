@@ -63,7 +63,7 @@ def run(ctx: Context) -> None:
     project = inpaint_projection(x_orig, mask, lab.sched)
     torch.manual_seed(ctx.seed + 11)
     x_T = project(lab.noise(k * n), torch.full((k * n,), steps[0], device=dev))  # known pixels at t = T-1 too
-    x0 = lab.run(x_T, steps, lab.guided(asked, cfg.gamma), project=project).x0
+    x0 = lab.run(x_T, steps, lab.guided(asked, cfg.guidance), project=project).x0
 
     probs = lab.probabilities(x0)
     p_asked = probs.gather(1, asked.view(-1, 1)).squeeze(1)                      # (k n,)
@@ -93,7 +93,7 @@ def run(ctx: Context) -> None:
     out.add_figure("all_classes.png", "Inpainting, not picked",
                    alt="Test digits inpainted as each digit class for every mask shape")
 
-    out.add_table("masks", f"Inpainting {n} test digits per mask (γ = {cfg.gamma:g}, stride {cfg.stride})",
+    out.add_table("masks", f"Inpainting {n} test digits per mask ({cfg.guidance.describe()}, stride {cfg.stride})",
                   ["mask", "read as asked class", "… when asked for a new class", "max |change| outside the hole",
                    "mean |change| inside"],
                   [[m, round(r[0], 4), round(r[1], 4), r[2], round(r[3], 4)] for m, r in zip(cfg.masks, stats)])

@@ -1,8 +1,12 @@
-"""The peer: diffusers' UNet2DModel + DDPMScheduler trained and judged exactly like our model.
+"""The peer: diffusers' UNet2DModel + DDPMScheduler trained and judged like our model.
 
 Same training digits and the same number of optimizer steps as the time-conditioned section, our
-Trainer with an objective for the peer, the peer's own scheduler for sampling, our classifier as
-the judge. Then the "inference steps" sweep of reference writeup-e for both models.
+Trainer (bf16, compiled, one CUDA graph per step) with an objective for the peer, the peer's own model
+and scheduler for sampling (its update as tensor ops with the scheduler's coefficients, one CUDA graph
+per step with the bf16 compiled network), our classifier as the judge. Our model's FID with its
+300-step sampler is the evaluation's (the same weights and sampler); the page sets it beside the
+peer's. Then the "inference steps" sweep of reference writeup-e for both models. The peer's
+1,000-step FID set is spread over the GPUs a whole-writeup run grants (its batches are seeded apart).
 """
 from __future__ import annotations
 
@@ -21,15 +25,18 @@ from experiments.core.diffusion.sampling import ddim_step_fn, ddpm_step_fn, mode
 from experiments.core.metrics import psnr
 from experiments.errors import UserError
 from experiments.core.models.peer import (SPACINGS, PeerConfig, PeerUNet, make_scheduler, peer_objective, peer_sample,
-                                     peer_spec, to_peer, from_peer)
+                                          peer_spec, sampling_peer, to_peer, from_peer)
 from experiments.core.models.unet import count_parameters
-from experiments.core.judging import judge, sample_ours, spaced_timesteps, timed, warm_up
-from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling, record_training
+from experiments.core.judging import judge, sample_set, spaced_timesteps, timed, warm_up
+from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling
+from experiments.core.fitting import record_training
+from experiments.core.parallel import spread
 from experiments.core.training import Trainer
 from experiments.core.models import unet as unet_model
 from experiments.core.models import peer as peer_model
 
 OURS = "time-conditioned"
+SEED_OFFSET = 777               # the peer's sets: batch k from seed + SEED_OFFSET + k
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,13 @@ class PeerSectionConfig:
     peer: PeerConfig = field(default_factory=PeerConfig)
     # Adam 1e-3, batch 128, constant lr as in the reference; the step budget must equal ours
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr_final_ratio=1.0, checkpoint_epochs=()))
-    graph: bool = True                # capture the peer's training step in a CUDA graph (4.7x on an H200)
+    graph: bool = True                # capture the peer's training and sampling steps in CUDA graphs
     spacing: str = "trailing"         # DDPMScheduler timestep_spacing for few-step sampling
     sweep_steps: tuple[int, ...] = (1, 2, 3, 4, 5, 50)          # the reference's inference-steps sweep
     sweep_spacings: tuple[str, ...] = ("trailing", "leading")   # peer spacings shown in the sweep
-    samples: int = 10_000             # digits behind each FID
-    batch: int = 2_000                # digits per sampler call
+    samples: int = 10_000             # digits behind the peer's FID (all its steps)
+    sweep_samples: int = 2_500        # digits behind each FID of the sweep (a trend, not a headline)
+    batch: int = 2_500                # digits per sampler call
     shown: int = 10                   # digits per row in figures
     noisy_fraction: float = 0.5       # noisy test digits: noised to t = fraction x T (the peer: the same ᾱ)
     noisy_digits: int = 1_000         # test digits behind the noisy-digit PSNRs
@@ -53,7 +61,8 @@ class PeerSectionConfig:
         _require(all(s in SPACINGS for s in self.sweep_spacings), f"sweep_spacings must be in {', '.join(SPACINGS)}")
         _require(self.spacing in self.sweep_spacings, "spacing must be one of sweep_spacings")
         _require(len(self.sweep_steps) > 0 and all(n >= 1 for n in self.sweep_steps), "sweep_steps must be >= 1")
-        _require(self.samples >= 20, "samples must be >= 20 (FID needs a covariance)")
+        _require(self.samples >= 20 and self.sweep_samples >= 20, "samples and sweep_samples must be >= 20 (FID "
+                 "needs a covariance)")
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
         _require(0 < self.noisy_fraction < 1, "noisy_fraction must be in (0, 1)")
         _require(self.noisy_digits >= 1, "noisy_digits must be >= 1")
@@ -75,71 +84,66 @@ def train_peer(ctx: Context, cfg: PeerSectionConfig) -> PeerUNet:
     in_space = Split(to_peer(split.images, cfg.peer.sample_size), split.labels)      # (N, 1, 32, 32) in [-1, 1]
     model = PeerUNet(cfg.peer)
     key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{dataclasses.asdict(cfg.peer)}:{dataclasses.asdict(cfg.train)}"
-    trainer = Trainer(model, peer_objective(make_scheduler(cfg.peer)), in_space, cfg.train, ctx.device, ctx.work_dir,
-                      graph=cfg.graph, description=ctx.section.name, config_key=key, show_progress=ctx.show_progress)
+    trainer = Trainer(model, peer_objective(make_scheduler(cfg.peer), ctx.device), in_space, cfg.train, ctx.device,
+                      ctx.work_dir, graph=cfg.graph, description=ctx.section.name, config_key=key,
+                      show_progress=ctx.show_progress, compile=ctx.compile)
     result = trainer.fit(resume=ctx.resume)
     checkpoints.write_spec(ctx.work_dir, "peer", final_epoch=cfg.train.epochs, **peer_spec(cfg.peer))
     record_training(ctx, result, cfg.train, len(split), "diffusers UNet2DModel (peer)", model)
-    net, _ = checkpoints.load(ctx, ctx.section.name, peer_model.from_spec)                 # the saved weights, eval mode, as others will load them
-    return Bf16Peer(net) if ctx.cuda else net
+    return model
 
 
-class Bf16Peer(torch.nn.Module):
-    """The peer for sampling on the GPU: weights and activations in bf16, NHWC, compiled.
+_PEERS: dict[str, torch.nn.Module] = {}
 
-    Under autocast the peer's GroupNorms and SiLUs (most of its memory traffic) still run in fp32;
-    here everything is bf16 and torch.compile fuses the norms and activations. Seconds per network
-    call at batch 2,000 on an H100 (scripts/probe_peer_sampling.py): 0.070 fp32 under autocast, 0.064
-    bf16 NHWC eager, 0.024 bf16 NHWC compiled (after a 38 s compile), so the 1,000-step FID set takes
-    about a third of the time. The scheduler's arithmetic stays eager and fp32: eps is returned as float32.
-    """
 
-    def __init__(self, peer: PeerUNet):
-        super().__init__()
-        self.net = peer.to(torch.bfloat16).to(memory_format=torch.channels_last)
-        self.compiled = torch.compile(self.net, dynamic=False)    # one static graph per batch size
+def trained_peer(ctx: Context) -> torch.nn.Module:
+    """The saved peer weights, ready to sample on this context's device (built once per process)."""
+    if str(ctx.device) not in _PEERS:
+        net, _ = checkpoints.load(ctx, ctx.section.name, peer_model.from_spec)
+        _PEERS[str(ctx.device)] = sampling_peer(net, ctx.device, ctx.compiled)
+    return _PEERS[str(ctx.device)]
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x = x_t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
-        # DDPMScheduler hands over a 0-dim CPU timestep; a (B,) device tensor keeps it a graph input
-        steps = t.reshape(-1).to(x.device).expand(x.shape[0])
-        return self.compiled(x, steps).float()
+
+def peer_batches(ctx: Context, first_batch: int, n: int, steps: int, spacing: str) -> torch.Tensor:
+    """n digits of the peer's set starting at batch `first_batch` (a job of `spread`), on the CPU."""
+    cfg: PeerSectionConfig = ctx.cfg
+    return peer_sample(trained_peer(ctx), cfg.peer, n, steps, spacing, ctx.device, ctx.seed + SEED_OFFSET,
+                       cfg.batch, graphed=ctx.cuda and cfg.graph, first_batch=first_batch).cpu()
+
+
+def draw_peer(ctx: Context, n: int, steps: int, spacing: str) -> tuple[torch.Tensor, float]:
+    """n digits of the peer, whole batches dealt over the granted GPUs; (digits, wall seconds)."""
+    batch = ctx.cfg.batch
+    jobs = [(k, min(batch, n - start), steps, spacing) for k, start in enumerate(range(0, n, batch))]
+    sets, wall = timed(lambda: spread(ctx, peer_batches, jobs, cost=[job[1] for job in jobs]), ctx.device)
+    return torch.cat(sets).to(ctx.device), wall
 
 
 def run(ctx: Context) -> None:
     cfg: PeerSectionConfig = ctx.cfg
+    peer = train_peer(ctx, cfg)               # first: a writeup may start the peer before time-conditioned ends
     ours_manifest = check_budget(ctx, cfg)
-    peer = train_peer(ctx, cfg)
     model, spec = checkpoints.load(ctx, OURS, unet_model.from_spec)
     ours = prepare_for_sampling(ctx, model)
     dcfg = DiffusionConfig(**spec["diffusion"])
     ev = judge(ctx, cfg.data.test_images)
-    T_peer, n = cfg.peer.num_train_timesteps, cfg.samples
+    T_peer = cfg.peer.num_train_timesteps
 
-    def draw_peer(steps: int, spacing: str) -> tuple[torch.Tensor, float]:
-        return timed(lambda: peer_sample(peer, cfg.peer, n, steps, spacing, ctx.device, ctx.seed + 777,
-                                         cfg.batch), ctx.device)
-
-    def draw_ours(timesteps=None, step=None) -> tuple[torch.Tensor, float]:
-        return timed(lambda: sample_ours(ctx, ours, dcfg, n, timesteps, step, cfg.batch), ctx.device)
-
-    warm_up(ctx, ours, dcfg)
-    # untimed warm-up at the sampling batch: on the GPU this compiles the peer's one graph
-    peer_sample(peer, cfg.peer, min(cfg.batch, cfg.samples), 2, cfg.spacing, ctx.device, 0, cfg.batch)
-    peer_x, peer_s = draw_peer(T_peer, cfg.spacing)
-    ours_x, ours_s = draw_ours()
-    fid_peer, fid_ours = ev.fid(peer_x), ev.fid(ours_x)
-    record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, fid_ours, peer_s, ours_s, dcfg.T)
+    peer_x, peer_s = draw_peer(ctx, cfg.samples, T_peer, cfg.spacing)
+    fid_peer = ev.fid(peer_x)
+    record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, peer_s, dcfg.T)
+    warm_up(ctx, ours, dcfg, cfg.batch)
+    ours_x = sample_set(ctx, ours, dcfg, min(cfg.batch, cfg.samples), cfg.batch)
     figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
                                [f"ours, {dcfg.T} steps", f"peer, {T_peer} steps"])
     ctx.out.add_figure("samples.png", "Samples side by side",
                        alt="Generated digits of our model and of the diffusers peer")
-    sweep(ctx, cfg, ev, draw_peer, draw_ours, dcfg)
+    sweep(ctx, cfg, ev, ours, dcfg)
     noisy_test_digits(ctx, cfg, peer, ours, dcfg)
 
 
 def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: PeerUNet, fid_peer: float,
-                        fid_ours: float, peer_s: float, ours_s: float, T_ours: int) -> None:
+                        peer_s: float, T_ours: int) -> None:
     out, n, m = ctx.out, cfg.samples, ours["metrics"]
     peer_m = out.metrics
     rows = [
@@ -148,22 +152,22 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
         ["training wall time (s)", round(m["train_wall_s"]["value"], 1), round(peer_m["train_wall_s"]["value"], 1)],
         ["training images/s", round(m["train_img_per_s"]["value"]), round(peer_m["train_img_per_s"]["value"])],
         ["sampler steps", T_ours, cfg.peer.num_train_timesteps],
-        [f"sampling time for {n:,} digits (s)", round(ours_s, 2), round(peer_s, 2)],
-        ["sampling digits/s", round(n / ours_s), round(n / peer_s)],
-        ["classifier-FID", round(fid_ours, 3), round(fid_peer, 3)],
     ]
     out.add_table("side_by_side", "Our UNet and the peer", ["", "ours (time-conditioned UNet)",
                   "peer (diffusers UNet2DModel)"], rows)
-    out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps)", ".2f")
-    out.add_metric("fid_ours", fid_ours, f"FID of our model ({T_ours} DDPM steps)", ".2f")
+    out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps, "
+                   f"{n:,} digits)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
-    out.add_metric("ours_sample_s", ours_s, f"Ours: time to sample {n:,} digits (s)", ".2f")
+    out.add_metric("peer_sample_gpus", 1 + len(ctx.spare_devices()) if ctx.cuda else 0,
+                   "GPUs the peer's FID set was spread over", "d")
 
 
-def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: DiffusionConfig) -> None:
+def sweep(ctx: Context, cfg: PeerSectionConfig, ev, ours: torch.nn.Module, dcfg: DiffusionConfig) -> None:
     """The reference's inference-steps sweep, from scratch, for both models, with FID per step count."""
     sched = diffusion_schedule(dcfg, ctx.device)
-    ours_samplers = {"ours, strided DDPM": ddpm_step_fn(sched), "ours, DDIM": ddim_step_fn(sched, 0.0)}
+    ours_samplers = {"ours, strided DDPM": ddpm_step_fn(sched, compiled=ctx.compiled),
+                     "ours, DDIM": ddim_step_fn(sched, 0.0, compiled=ctx.compiled)}
+    n = cfg.sweep_samples
     names = list(ours_samplers) + [f"peer, DDPMScheduler ({s})" for s in cfg.sweep_spacings]
     table, grids = [], {name: [] for name in names}
     curves: dict[str, list[float]] = {name: [] for name in names}
@@ -171,10 +175,10 @@ def sweep(ctx: Context, cfg: PeerSectionConfig, ev, draw_peer, draw_ours, dcfg: 
     for k in steps:
         row = [k]
         for name, step in ours_samplers.items():
-            x, _ = draw_ours(spaced_timesteps(dcfg.T, min(k, dcfg.T)), step)
+            x = sample_set(ctx, ours, dcfg, n, cfg.batch, timesteps=spaced_timesteps(dcfg.T, min(k, dcfg.T)), step=step)
             curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
         for spacing in cfg.sweep_spacings:
-            x, _ = draw_peer(min(k, cfg.peer.num_train_timesteps), spacing)
+            x, _ = draw_peer(ctx, n, min(k, cfg.peer.num_train_timesteps), spacing)
             name = f"peer, DDPMScheduler ({spacing})"
             curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
         table.append(row + [round(curves[name][-1], 3) for name in names])
@@ -199,12 +203,12 @@ QUICK = PeerSectionConfig(
     peer=PeerConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, num_train_timesteps=20),
     train=TrainConfig(epochs=2, batch_size=32, lr=3e-3, lr_final_ratio=1.0, reference_images=256,
                       checkpoint_epochs=()),
-    sweep_steps=(1, 2, 5), samples=32, batch=32, shown=4, noisy_digits=32)
+    sweep_steps=(1, 2, 5), samples=32, sweep_samples=32, batch=32, shown=4, noisy_digits=32)
 
 SECTION = Section(
     name="peer", title="The peer: diffusers' UNet2DModel", part="beyond",
     summary="Trains diffusers' UNet2DModel with DDPMScheduler on the same digits and budget and compares it with ours.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"), reads_dependencies_late=True)
 
 
 def trailing_from(t_start: int, n: int) -> list[int]:
@@ -234,10 +238,12 @@ def denoise_peer(peer: torch.nn.Module, cfg: PeerSectionConfig, x_t: torch.Tenso
     return x
 
 
+@torch.no_grad()
 def noisy_test_digits(ctx: Context, cfg: PeerSectionConfig, peer: torch.nn.Module, ours: torch.nn.Module,
                       dcfg: DiffusionConfig) -> None:
     """Test digits noised halfway (the same ᾱ for both models) and denoised with 1 to 5 and 50 steps:
     one figure per model (clean, noisy, one row per step count) and the PSNR to the clean digit."""
+    peer.eval()
     test = ctx.test_split(cfg.data.test_images).images
     x0 = test[: min(cfg.noisy_digits, len(test))]
     sched = diffusion_schedule(dcfg, ctx.device)

@@ -67,7 +67,7 @@ def run(ctx: Context) -> None:
     x_in = torch.cat([digits, drawn, sources])                                       # one batch per i_start
     parts = [n, drawn.shape[0], sources.shape[0]]
     labels = torch.cat([digit_labels, drawn_labels, targets])
-    gamma = torch.cat([torch.zeros(parts[0] + parts[1], device=dev), torch.full((parts[2],), cfg.gamma, device=dev)])
+    gamma = torch.cat([torch.zeros(parts[0] + parts[1], device=dev), torch.full((parts[2],), cfg.guidance.scale, device=dev)])
     estimate = lab.guided(labels, gamma.view(-1, 1, 1, 1))
 
     results = []
@@ -132,7 +132,7 @@ def run(ctx: Context) -> None:
                   [[i, t, round(r[3], 2), round(r[4], 4), round(r[5], 4)]
                    for i, t, r in zip(cfg.i_starts, t_of, summary)])
     edit_keys = {f"{s}_to_{t}_read_as_{t}": f"{s}→{t} read as {t}" for s, t in pairs}
-    out.add_table("edits", f"Class-conditional edits, {n} source digits each (γ = {cfg.gamma:g})",
+    out.add_table("edits", f"Class-conditional edits, {n} source digits each ({cfg.guidance.describe()})",
                   {"i_start": "i_start", "t": "t", **edit_keys, "psnr_to_input_db": "PSNR to input (dB)"},
                   [[i, t] + [round(v, 4) for v in pe] + [round(r[6], 2)]
                    for i, t, pe, r in zip(cfg.i_starts, t_of, per_edit, summary)])

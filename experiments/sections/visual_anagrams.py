@@ -41,9 +41,9 @@ def run(ctx: Context) -> None:
     c1 = torch.tensor([a for a, _ in pairs], device=dev).repeat_interleave(n)       # (p n,) pair-major
     c2 = torch.tensor([b for _, b in pairs], device=dev).repeat_interleave(n)
     x_T = lab.noise(n).repeat(p, 1, 1, 1)                                           # same seeds for every pair
-    x0 = lab.run(x_T, steps, anagram_estimate(lab.model, lab.sched, c1, c2, cfg.gamma, lab.dcfg.predict,
+    x0 = lab.run(x_T, steps, anagram_estimate(lab.model, lab.sched, c1, c2, cfg.guidance, lab.dcfg.predict,
                                                cfg.flip)).x0
-    plain = lab.run(x_T, steps, lab.guided(c1, cfg.gamma)).x0                       # baseline: c1 only
+    plain = lab.run(x_T, steps, lab.guided(c1, cfg.guidance)).x0                       # baseline: c1 only
 
     def judge(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(c1 | upright) and p(c2 | turned) per image, and the hit rates per pair (up, down, both)."""
@@ -71,7 +71,7 @@ def run(ctx: Context) -> None:
     figures.save_labelled_grid(out.path("samples.png"), rows, labels)
     out.add_figure("samples.png", "Visual anagrams, not picked", alt="Unpicked visual anagram samples")
 
-    out.add_table("pairs", f"{n} anagrams per pair (γ = {cfg.gamma:g}, stride {cfg.stride}, flip {cfg.flip})",
+    out.add_table("pairs", f"{n} anagrams per pair ({cfg.guidance.describe()}, stride {cfg.stride}, flip {cfg.flip})",
                   ["c1 / c2", "upright read as c1", "turned read as c2", "both",
                    "baseline: plain c1, turned read as c2", "baseline: both"],
                   [[f"{a} / {b}"] + [round(v, 4) for v in (r[0], r[1], r[2], r[4], r[5])]

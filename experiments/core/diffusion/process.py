@@ -11,26 +11,30 @@ import torch
 from experiments.core.diffusion.schedule import Schedule
 
 
-def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(B,) -> (B, 1, 1, 1) to broadcast against images."""
     return v.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
 
 
 def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
     """q(x_t | x0): x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""
-    abar = _b(sched.abar(t), x0)
+    abar = per_sample(sched.abar(t), x0)
     return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
 
 
 def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
     """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
-    abar = _b(sched.abar(t), x_t)
-    return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    return x0_from_eps(x_t, eps, per_sample(sched.abar(t), x_t))
+
+
+def x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor) -> torch.Tensor:
+    """`predict_x0` from the (B, 1, 1, 1) abar values of t."""
+    return (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
 
 
 def predict_eps(x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, sched: Schedule) -> torch.Tensor:
     """The eps that maps x0 to x_t: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
-    abar = _b(sched.abar(t), x_t)
+    abar = per_sample(sched.abar(t), x_t)
     return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
 
 
@@ -43,13 +47,28 @@ def strided_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, t_pre
              + sqrt(beta) z,   with z = 0 when noise is None (the last step).
     At stride 1 this is exactly the DDPM step of the spec.
     """
-    abar_t, abar_prev = _b(sched.abar(t), x_t), _b(sched.abar(t_prev), x_t)
+    return strided_update(x_t, x0_hat, per_sample(sched.abar(t), x_t), per_sample(sched.abar(t_prev), x_t), noise)
+
+
+def strided_update(x_t: torch.Tensor, x0_hat: torch.Tensor, abar_t: torch.Tensor, abar_prev: torch.Tensor,
+                   noise: torch.Tensor | None) -> torch.Tensor:
+    """`strided_step` from the (B, 1, 1, 1) abar values of t and t_prev: elementwise arithmetic only."""
     alpha = abar_t / abar_prev
     beta = 1 - alpha
     mean = abar_prev.sqrt() * beta / (1 - abar_t) * x0_hat + alpha.sqrt() * (1 - abar_prev) / (1 - abar_t) * x_t
     if noise is None:
         return mean
     return mean + beta.sqrt() * noise
+
+
+def ddpm_update(x_t: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor, abar_prev: torch.Tensor,
+                noise: torch.Tensor, clip_x0: bool) -> torch.Tensor:
+    """The sampler's DDPM step from a noise estimate: x0_hat (clamped to [0, 1] with clip_x0), then
+    `strided_update`. Pure elementwise work: the unit the GPU sampler compiles into one kernel."""
+    x0_hat = x0_from_eps(x_t, eps, abar_t)
+    if clip_x0:
+        x0_hat = x0_hat.clamp(0, 1)
+    return strided_update(x_t, x0_hat, abar_t, abar_prev, noise)
 
 
 def ddpm_step(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Schedule,
@@ -61,8 +80,13 @@ def ddpm_step(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, sched: Sche
 def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
               sched: Schedule, eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
     """DDIM (Song et al. 2021): x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'} - s^2) eps + s z."""
-    abar_t, abar_prev = _b(sched.abar(t), x_t), _b(sched.abar(t_prev), x_t)
-    x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+    return ddim_update(x_t, eps, per_sample(sched.abar(t), x_t), per_sample(sched.abar(t_prev), x_t), eta, noise)
+
+
+def ddim_update(x_t: torch.Tensor, eps: torch.Tensor, abar_t: torch.Tensor, abar_prev: torch.Tensor,
+                eta: float, noise: torch.Tensor | None) -> torch.Tensor:
+    """`ddim_step` from the (B, 1, 1, 1) abar values of t and t_prev: elementwise arithmetic only."""
+    x0_hat = x0_from_eps(x_t, eps, abar_t)
     sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).clamp(min=0).sqrt()
     out = abar_prev.sqrt() * x0_hat + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
     if noise is not None and eta > 0:
@@ -80,7 +104,7 @@ def matched_start(noise: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, sc
     mean, var: per-pixel (...) tensors broadcast over the batch.
     """
     abar = sched.abar(torch.full((noise.shape[0],), sched.T - 1, device=noise.device))
-    abar = _b(abar, noise)
+    abar = per_sample(abar, noise)
     return abar.sqrt() * mean.to(noise) + (abar * var.to(noise) + 1 - abar).sqrt() * noise
 
 

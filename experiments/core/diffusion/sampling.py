@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from experiments.core.diffusion.process import cfg_combine, ddim_step, predict_eps, predict_x0, strided_step
+from experiments.core.diffusion.process import per_sample, cfg_combine, ddim_update, ddpm_update, predict_eps
 from experiments.core.diffusion.schedule import Schedule
+from experiments.core.guidance import Guidance, scale_at
 from experiments.core.models.unet import NUM_CLASSES
 
 EstimateFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]          # (x_t, t) -> eps
@@ -33,25 +34,40 @@ class SampleResult:
     frame_steps: list[int]           # the t' each frame shows
 
 
-def ddpm_step_fn(sched: Schedule, clip_x0: bool = False) -> StepFn:
+_COMPILED: dict[Callable, Callable] = {}
+
+
+def _update(fn: Callable, compiled: bool) -> Callable:
+    """fn, or its torch.compile'd twin (one per function for the whole process, so every sampling call of a
+    section reuses the same compiled code; dynamic=False: one kernel per batch shape)."""
+    if not compiled:
+        return fn
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=False)
+    return _COMPILED[fn]
+
+
+def ddpm_step_fn(sched: Schedule, clip_x0: bool = False, compiled: bool = False) -> StepFn:
     """The spec's (strided) DDPM update: x0_hat from eps, then the posterior mean plus sqrt(beta) z.
 
     clip_x0: clamp x0_hat to the data range [0, 1] first (Ho et al.'s `clip_denoised`): an estimate
-    outside the range of any digit is pulled back before it steers the next mean.
+    outside the range of any digit is pulled back before it steers the next mean. compiled: the
+    elementwise arithmetic as one compiled kernel (GPU sampling; same maths).
     """
+    update = _update(ddpm_update, compiled)
 
     def step(x_t, eps, t, t_prev, noise):
-        x0_hat = predict_x0(x_t, eps, t, sched)
-        if clip_x0:
-            x0_hat = x0_hat.clamp(0, 1)
-        return strided_step(x_t, x0_hat, t, t_prev, sched, noise)
+        return update(x_t, eps, per_sample(sched.abar(t), x_t), per_sample(sched.abar(t_prev), x_t), noise, clip_x0)
 
     return step
 
 
-def ddim_step_fn(sched: Schedule, eta: float = 0.0) -> StepFn:
+def ddim_step_fn(sched: Schedule, eta: float = 0.0, compiled: bool = False) -> StepFn:
+    """DDIM's update (see `process.ddim_step`); compiled as for `ddpm_step_fn`."""
+    update = _update(ddim_update, compiled)
+
     def step(x_t, eps, t, t_prev, noise):
-        return ddim_step(x_t, eps, t, t_prev, sched, eta=eta, noise=noise)
+        return update(x_t, eps, per_sample(sched.abar(t), x_t), per_sample(sched.abar(t_prev), x_t), eta, noise)
 
     return step
 
@@ -71,25 +87,11 @@ def model_estimate(model: torch.nn.Module, sched: Schedule, predict: str = "eps"
     return estimate
 
 
-def interval_gamma(t: torch.Tensor, gamma: float, interval: tuple[int, int] | None) -> float | torch.Tensor:
-    """Guidance scale per sample: gamma for lo <= t <= hi, plain conditional (1) outside.
-
-    Guidance in a limited interval (Kynkaanniemi et al. 2024): strong guidance at the noisiest
-    steps collapses diversity and at the last steps only sharpens; in the middle it fixes the class.
-    Returns a (B, 1, 1, 1) tensor (graph-safe: computed from the t buffer), or gamma itself.
-    """
-    if interval is None:
-        return gamma
-    lo, hi = interval
-    inside = (t >= lo) & (t <= hi)
-    return torch.where(inside, gamma, 1.0).view(-1, 1, 1, 1)
-
-
-def guided_estimate(model: torch.nn.Module, sched: Schedule, labels: torch.Tensor, gamma: float,
-                    predict: str = "eps", interval: tuple[int, int] | None = None) -> EstimateFn:
+def guided_estimate(model: torch.nn.Module, sched: Schedule, labels: torch.Tensor,
+                    guidance: Guidance | float | torch.Tensor, predict: str = "eps") -> EstimateFn:
     """Classifier-free guidance in one batch: classes [c | 0] for the same x_t (the UNet runs its
-    encoder once and its decoder on both halves); with `interval` (lo, hi) the scale is gamma only
-    for lo <= t <= hi and 1 elsewhere."""
+    encoder once and its decoder on both halves). `guidance`: a Guidance (scale, and the interval of t
+    it applies to), or a plain scale (a number, or a (B, 1, 1, 1) tensor of one scale per row)."""
     c = F.one_hot(labels, NUM_CLASSES).float()
     both = torch.cat([c, torch.zeros_like(c)])                        # (2B, 10)
     inner = model_estimate(model, sched, predict, both)
@@ -97,9 +99,28 @@ def guided_estimate(model: torch.nn.Module, sched: Schedule, labels: torch.Tenso
     def estimate(x_t, t):
         eps = inner(x_t, torch.cat([t, t]))                           # (2B, 1, 28, 28)
         eps_cond, eps_uncond = eps.chunk(2)
-        return cfg_combine(eps_uncond, eps_cond, interval_gamma(t, gamma, interval))
+        return cfg_combine(eps_uncond, eps_cond, scale_at(guidance, t))
 
     return estimate
+
+
+def capture_step(state: torch.Tensor, noise: torch.Tensor, body: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """One sampler step in a CUDA graph: `body` (which updates `state` in place) runs once on a side stream
+    (compiling and warming up for these shapes), then a fresh draw into `noise` and `body` are captured;
+    `state` is left as it was. Replay the graph once per step, after refreshing its input buffers."""
+    device = state.device
+    saved = state.clone()
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        body()                                                      # warm-up (discarded)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        noise.normal_()
+        body()
+    state.copy_(saved)
+    return graph
 
 
 def timestep_pairs(timesteps: list[int]) -> list[tuple[int, int]]:
@@ -130,17 +151,7 @@ def sample(x_T: torch.Tensor, timesteps: list[int], estimate: EstimateFn, step: 
     graph = None
     if graphed and device.type == "cuda" and generator is None:
         t_buf.fill_(timesteps[0]); t_prev_buf.fill_(timesteps[0] - 1)
-        saved = x.clone()
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            body()                                                  # warm-up (discarded)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            noise_buf.normal_()
-            body()
-        x.copy_(saved)
+        graph = capture_step(x, noise_buf, body)
 
     frames, frame_steps = [], []
     pairs = timestep_pairs(timesteps)

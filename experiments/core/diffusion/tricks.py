@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from experiments.core.diffusion.process import add_noise, cfg_combine
 from experiments.core.diffusion.sampling import EstimateFn, ProjectFn, model_estimate
 from experiments.core.diffusion.schedule import Schedule
+from experiments.core.guidance import Guidance, scale_at
 from experiments.errors import UserError
 from experiments.core.models.unet import NUM_CLASSES
 
@@ -115,8 +116,8 @@ def unconditional_estimate(model: torch.nn.Module, sched: Schedule, n: int, devi
 
 
 def anagram_estimate(model: torch.nn.Module, sched: Schedule, c1: torch.Tensor, c2: torch.Tensor,
-                     gamma: float, predict: str = "eps", flip_kind: str = "rotate180") -> EstimateFn:
-    """eps = (eps_g(x_t, c1) + flip(eps_g(flip(x_t), c2))) / 2, eps_g guided with scale gamma.
+                     guidance: Guidance | float, predict: str = "eps", flip_kind: str = "rotate180") -> EstimateFn:
+    """eps = (eps_g(x_t, c1) + flip(eps_g(flip(x_t), c2))) / 2, eps_g guided with `guidance`.
 
     One forward on 4B rows [x, flip(x), x, flip(x)] with classes [c1, c2, 0, 0]; each orientation
     needs its own unconditional estimate, because the inputs differ.
@@ -130,6 +131,7 @@ def anagram_estimate(model: torch.nn.Module, sched: Schedule, c1: torch.Tensor, 
         flipped = flip(x_t, flip_kind)
         eps = inner(torch.cat([x_t, flipped, x_t, flipped]), t.repeat(4))      # (4B, 1, H, W)
         e1c, e2c, e1u, e2u = eps.chunk(4)
+        gamma = scale_at(guidance, t)
         e1 = cfg_combine(e1u, e1c, gamma)
         e2 = flip(cfg_combine(e2u, e2c, gamma), flip_kind)
         return (e1 + e2) / 2
@@ -138,19 +140,20 @@ def anagram_estimate(model: torch.nn.Module, sched: Schedule, c1: torch.Tensor, 
 
 
 def hybrid_estimate(model: torch.nn.Module, sched: Schedule, c1: torch.Tensor, c2: torch.Tensor,
-                    gamma: float, sigma: float, predict: str = "eps") -> EstimateFn:
-    """eps = lowpass(eps_g(x_t, c1)) + highpass(eps_g(x_t, c2)), eps_g guided with scale gamma.
+                    guidance: Guidance | float, sigma: float, predict: str = "eps") -> EstimateFn:
+    """eps = lowpass(eps_g(x_t, c1)) + highpass(eps_g(x_t, c2)), eps_g guided with `guidance`.
 
-    One forward on 3B rows [x, x, x] with classes [c1, c2, 0]: the two guided estimates share the
-    unconditional one, because their input is the same x_t.
+    One forward of x_t under 3 conditionings [c1, c2, 0] (the UNet runs its encoder once for them):
+    the two guided estimates share the unconditional one, because their input is the same x_t.
     """
     kernel = gaussian_kernel(sigma, c1.device)
     c = torch.cat([_one_hot(c1), _one_hot(c2)])
     inner = model_estimate(model, sched, predict, torch.cat([c, torch.zeros_like(c[: len(c1)])]))  # (3B, 10)
 
     def estimate(x_t, t):
-        eps = inner(torch.cat([x_t, x_t, x_t]), t.repeat(3))                   # (3B, 1, H, W)
+        eps = inner(x_t, t.repeat(3))                                          # (3B, 1, H, W)
         e1c, e2c, eu = eps.chunk(3)
+        gamma = scale_at(guidance, t)
         return lowpass(cfg_combine(eu, e1c, gamma), kernel) + highpass(cfg_combine(eu, e2c, gamma), kernel)
 
     return estimate

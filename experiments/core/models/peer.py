@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from experiments.core.config import _require
+from experiments.core.diffusion.sampling import capture_step
 from experiments.errors import UserError
 
 IMAGE_SIZE = 28     # our digits
@@ -88,37 +89,156 @@ def make_scheduler(cfg: PeerConfig, spacing: str = "leading") -> Any:
     return _diffusers().DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, timestep_spacing=spacing)
 
 
-def peer_objective(scheduler: Any):
+def _check_scheduler(scheduler: Any) -> None:
+    """The tensor forms below follow DDPMScheduler with epsilon prediction, fixed_small variance, clipping."""
+    config = scheduler.config
+    if (config.prediction_type, config.variance_type, config.thresholding) != ("epsilon", "fixed_small", False):
+        raise ValueError("the peer's fast path covers DDPMScheduler with epsilon prediction, fixed_small variance "
+                         "and no thresholding")
+
+
+def peer_add_noise(scheduler: Any, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
+                                                                      torch.Tensor]:
+    """(x0, eps, t) -> sqrt(abar_t) x0 + sqrt(1 - abar_t) eps as `scheduler.add_noise` computes it, from
+    tables of its alphas_cumprod on the device (tensor ops only: compilable and capturable in a CUDA graph)."""
+    abar = scheduler.alphas_cumprod.to(device)
+    sqrt_abar, sqrt_one_minus = abar ** 0.5, (1 - abar) ** 0.5
+
+    def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return sqrt_abar[t].view(-1, 1, 1, 1) * x0 + sqrt_one_minus[t].view(-1, 1, 1, 1) * eps
+
+    return add_noise
+
+
+def peer_objective(scheduler: Any, device: torch.device):
     """The peer's loss ||eps - net(add_noise(x0, eps, t), t)||^2 on digits already in its space."""
+    _check_scheduler(scheduler)
     T = scheduler.config.num_train_timesteps
+    add_noise = peer_add_noise(scheduler, device)
 
     def loss(model, x0, labels):
         t = torch.randint(0, T, (x0.shape[0],), device=x0.device)          # (B,)
         eps = torch.randn_like(x0)
-        x_t = scheduler.add_noise(x0, eps, t)
-        return F.mse_loss(model(x_t, t).float(), eps)
+        return F.mse_loss(model(add_noise(x0, eps, t), t).float(), eps)
 
     return loss
 
 
+@dataclass(frozen=True)
+class PeerSteps:
+    """DDPMScheduler.step as tensors: per inference step i (its timestep timesteps[i]) the coefficients
+    (sqrt(abar_t), sqrt(1 - abar_t), x0 coefficient, x_t coefficient, noise sigma), taken from the
+    scheduler's alphas_cumprod, timesteps and previous_timestep as its `step` computes them (float32)."""
+
+    timesteps: torch.Tensor          # (n,) int64, descending
+    coefficients: torch.Tensor       # (n, 5) float32
+    clip: float | None               # clip x0_hat to [-clip, clip] (the scheduler's clip_sample_range)
+
+    @classmethod
+    def of(cls, scheduler: Any, steps: int) -> "PeerSteps":
+        _check_scheduler(scheduler)
+        scheduler.set_timesteps(steps)
+        one = torch.tensor(1.0)
+        rows = []
+        for t in scheduler.timesteps:
+            prev = scheduler.previous_timestep(t)
+            abar_t = scheduler.alphas_cumprod[t]
+            abar_prev = scheduler.alphas_cumprod[prev] if prev >= 0 else one
+            beta_t, beta_prev = 1 - abar_t, 1 - abar_prev
+            alpha_t = abar_t / abar_prev
+            current_beta = 1 - alpha_t
+            variance = torch.clamp((1 - abar_prev) / (1 - abar_t) * current_beta, min=1e-20)
+            rows.append(torch.stack([abar_t ** 0.5, beta_t ** 0.5, (abar_prev ** 0.5 * current_beta) / beta_t,
+                                     alpha_t ** 0.5 * beta_prev / beta_t,
+                                     variance ** 0.5 if t > 0 else torch.zeros(())]).float())
+        config = scheduler.config
+        return cls(scheduler.timesteps.clone(), torch.stack(rows),
+                   float(config.clip_sample_range) if config.clip_sample else None)
+
+    def to(self, device: torch.device) -> "PeerSteps":
+        return PeerSteps(self.timesteps.to(device), self.coefficients.to(device), self.clip)
+
+
+def peer_update(x_t: torch.Tensor, eps: torch.Tensor, coefficients: torch.Tensor, clip: float | None,
+                noise: torch.Tensor | None) -> torch.Tensor:
+    """One DDPMScheduler step from a row of `PeerSteps.coefficients` ((5,) or (1, 5)); noise None: none added."""
+    c = coefficients.reshape(5, 1, 1, 1, 1)
+    x0 = (x_t - c[1] * eps) / c[0]
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+    prev = c[2] * x0 + c[3] * x_t
+    return prev if noise is None else prev + c[4] * noise
+
+
 @torch.no_grad()
-def peer_sample(model: PeerUNet, cfg: PeerConfig, n: int, steps: int, spacing: str, device: torch.device,
-                seed: int, batch: int = 2500, autocast: bool = False) -> torch.Tensor:
-    """n digits from scratch with DDPMScheduler.step over `steps` timesteps -> (n, 1, 28, 28) in ~[0, 1]."""
+def _sample_batch(model: nn.Module, steps: PeerSteps, m: int, size: int, device: torch.device, seed: int,
+                  graphed: bool) -> torch.Tensor:
+    """m samples in the peer's space. Eagerly: x_T and each step's noise from a generator seeded `seed`,
+    drawn as DDPMScheduler.step draws them (only for t > 0). Graphed (GPU): one step captured once (the
+    network and the update, noise from the default generator seeded `seed`) and replayed per timestep."""
+    shape = (m, 1, size, size)
+    if not (graphed and device.type == "cuda"):
+        gen = torch.Generator(device=device).manual_seed(seed)
+        x = torch.randn(shape, generator=gen, device=device)
+        for i, t in enumerate(steps.timesteps.tolist()):
+            eps = model(x, steps.timesteps[i].expand(m)).float()
+            noise = torch.randn(shape, generator=gen, device=device) if t > 0 else None
+            x = peer_update(x, eps, steps.coefficients[i], steps.clip, noise)
+        return x
+    torch.manual_seed(seed)
+    x = torch.randn(shape, device=device)
+    index = torch.zeros(1, dtype=torch.long, device=device)
+    noise = torch.zeros(shape, device=device)
+
+    def body() -> None:
+        t = steps.timesteps.index_select(0, index).expand(m)
+        eps = model(x, t).float()
+        x.copy_(peer_update(x, eps, steps.coefficients.index_select(0, index), steps.clip, noise))
+
+    graph = capture_step(x, noise, body)
+    for i in range(len(steps.timesteps)):
+        index.fill_(i)
+        graph.replay()
+    return x
+
+
+def peer_sample(model: nn.Module, cfg: PeerConfig, n: int, steps: int, spacing: str, device: torch.device,
+                seed: int, batch: int = 2500, graphed: bool = False, first_batch: int = 0) -> torch.Tensor:
+    """n digits from scratch with DDPMScheduler's update over `steps` timesteps -> (n, 1, 28, 28) in ~[0, 1].
+
+    Batch k starts from seed + first_batch + k, so a set split into parts (`first_batch`) is the same set.
+    graphed: the GPU fast path (see `_sample_batch`)."""
     if not 1 <= steps <= cfg.num_train_timesteps:
         raise UserError(f"peer sampling steps must be in 1..{cfg.num_train_timesteps}, got {steps}")
-    gen = torch.Generator(device=device).manual_seed(seed)
-    out = []
-    for start in range(0, n, batch):
-        scheduler = make_scheduler(cfg, spacing)
-        scheduler.set_timesteps(steps)          # timesteps stay on the CPU, as in diffusers' DDPMPipeline
-        x = torch.randn((min(batch, n - start), 1, cfg.sample_size, cfg.sample_size), generator=gen, device=device)
-        for t in scheduler.timesteps:           # t: a 0-dim tensor; the UNet broadcasts it over the batch
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                eps = model(x, t).float()
-            x = scheduler.step(eps, t, x, generator=gen).prev_sample
-        out.append(from_peer(x))
+    table = PeerSteps.of(make_scheduler(cfg, spacing), steps).to(device)
+    out = [from_peer(_sample_batch(model, table, min(batch, n - start), cfg.sample_size, device,
+                                   seed + first_batch + k, graphed))
+           for k, start in enumerate(range(0, n, batch))]
     return torch.cat(out)
+
+
+class FastPeer(nn.Module):
+    """The peer for sampling on the GPU: weights and activations in bf16, NHWC, compiled.
+
+    Under autocast the peer's GroupNorms and SiLUs (most of its memory traffic) still run in fp32;
+    here everything is bf16 and torch.compile fuses the norms and activations (0.024 s per network call
+    at batch 2,000 on an H100, against 0.070 s under autocast). eps comes back as float32.
+    """
+
+    def __init__(self, peer: PeerUNet, compile: bool = True):
+        super().__init__()
+        self.net = peer.to(torch.bfloat16).to(memory_format=torch.channels_last)
+        self.run = torch.compile(self.net, dynamic=False) if compile else self.net   # one static graph per batch
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x = x_t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        return self.run(x, t.reshape(-1).to(x.device).expand(x.shape[0])).float()
+
+
+def sampling_peer(peer: PeerUNet, device: torch.device, compile: bool) -> nn.Module:
+    """The trained peer ready to sample on `device` (eval mode): `FastPeer` on a GPU, itself on the CPU."""
+    peer = peer.to(device).eval()
+    return FastPeer(peer, compile) if device.type == "cuda" else peer
 
 
 def peer_spec(cfg: PeerConfig) -> dict:

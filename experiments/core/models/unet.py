@@ -85,6 +85,10 @@ class UNet(nn.Module):
         if cfg.conditioning == "class":
             self.class1, self.class2 = FCBlock(NUM_CLASSES, 2 * d), FCBlock(NUM_CLASSES, d)
 
+    # Set by models.inference.split_skip_concatenations: the decoder layers that read a skip concatenation
+    # take (u, e) and run as two convolutions, the skip's once per image (same function, less work).
+    split_skips = False
+
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, c: torch.Tensor | None = None) -> torch.Tensor:
         e1 = self.encode1(x)
         e2 = self.encode2(e1)
@@ -92,11 +96,11 @@ class UNet(nn.Module):
         u0 = self.unflatten(self.flatten(e3))
         cond = self.cfg.conditioning
         rows = len(c) if cond == "class" else len(t) if cond == "time" else len(x)
-        if rows != len(x):                     # k conditionings of the same x: share the encoder
-            if rows % len(x):
-                raise ValueError(f"t/c have {rows} rows, not a multiple of the {len(x)} images")
-            k = rows // len(x)
-            e1, e2, e3, u0 = (f.repeat(k, 1, 1, 1) for f in (e1, e2, e3, u0))
+        if rows % len(x):
+            raise ValueError(f"t/c have {rows} rows, not a multiple of the {len(x)} images")
+        k = rows // len(x)                     # k conditionings of the same x: the encoder ran once
+        if k > 1:
+            u0 = u0.repeat(k, 1, 1, 1)
         if cond != "none":
             t = t.reshape(-1, 1).to(x.dtype)                            # (B, 1)
             t1 = self.time1(t)[:, :, None, None]                        # (B, 2D, 1, 1)
@@ -106,13 +110,19 @@ class UNet(nn.Module):
             u0 = self.class1(c)[:, :, None, None] * u0 + t1
         elif cond == "time":
             u0 = u0 + t1
-        u1 = self.decode1(torch.cat([u0, e3], dim=1))
+        u1 = self.decode1(self._join(u0, e3, k))
         if cond == "class":
             u1 = self.class2(c)[:, :, None, None] * u1 + t2
         elif cond == "time":
             u1 = u1 + t2
-        u2 = self.decode2(torch.cat([u1, e2], dim=1))
-        return self.head(self.decode3(torch.cat([u2, e1], dim=1)))
+        u2 = self.decode2(self._join(u1, e2, k))
+        return self.head(self.decode3(self._join(u2, e1, k)))
+
+    def _join(self, u: torch.Tensor, e: torch.Tensor, k: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's input: cat[u, e] with the skip e repeated for the k conditionings of its image."""
+        if self.split_skips:
+            return u, e
+        return torch.cat([u, e.repeat(k, 1, 1, 1) if k > 1 else e], dim=1)
 
 
 def count_parameters(model: nn.Module) -> int:
