@@ -12,6 +12,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import Markup
+
 from experiments.pipeline.results import load_results_json
 
 BOX_W, BOX_H = 168, 50
@@ -193,4 +195,6 @@ def from_results(results_root: Path) -> dict | None:
     if not data or data.get("drawn") not in (data.get("networks") or {}):
         return None
     graph = data["networks"][data["drawn"]]
-    return {"svg": svg(graph, f"The {data['drawn']} UNet, block by block"), "graph": graph, "name": data["drawn"]}
+    # markup built here, every text in it escaped by _esc: the page takes it as it is
+    return {"svg": Markup(svg(graph, f"The {data['drawn']} UNet, block by block")), "graph": graph,
+            "name": data["drawn"]}

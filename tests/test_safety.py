@@ -71,7 +71,7 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
 
 def folders(root: Path, data_root: Path) -> list[str]:
     return ["--out", str(root / "results"), "--work-dir", str(root / "work"), "--data-root", str(data_root),
-            "--no-progress"]
+            "--no-progress", "--profile", "quick"]
 
 
 @pytest.fixture()
@@ -434,9 +434,11 @@ def poison(results: Path) -> None:
     m = json.loads(path.read_text())
     for fig in m["figures"]:
         fig.update(title=PAYLOAD, caption=PAYLOAD, alt=PAYLOAD, group=PAYLOAD)
-    for table in m["tables"]:
+    for table in m["tables"]:      # labels and text cells poisoned; the keys pages read values by stay
         table.update(title=PAYLOAD, caption=PAYLOAD, columns=[PAYLOAD] * len(table["columns"]))
-        table["rows"] = [[PAYLOAD] * len(table["columns"]) for _ in table["rows"]]
+        table["rows"] = [[PAYLOAD if isinstance(cell, str) else cell for cell in row] for row in table["rows"]]
+    m["tables"].append({"key": "xss", "title": PAYLOAD, "caption": PAYLOAD, "columns": [PAYLOAD, PAYLOAD],
+                        "rows": [[PAYLOAD, PAYLOAD]]})            # a table no template places: shown as it is
     for metric in m["metrics"].values():
         metric["label"] = PAYLOAD
     m["metrics"]["xss"] = {"value": PAYLOAD, "label": PAYLOAD, "fmt": "s"}
@@ -550,9 +552,9 @@ def test_a_finite_loss_explosion_stops_training_and_keeps_the_last_good_state(da
 @pytest.fixture()
 def bad_labels_root(tmp_path, data_root) -> Path:
     """The MNIST mirror's images with label files holding a 12."""
-    from experiments.core.data import _prepare_raw
+    from experiments.core.data import get_dataset, prepare
 
-    source = _prepare_raw(Path(data_root), train=True) / "MNIST" / "raw"
+    source = prepare(Path(data_root), get_dataset("mnist"), train=True) / "MNIST" / "raw"
     raw = tmp_path / "bad-data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
@@ -570,7 +572,7 @@ def bad_labels_root(tmp_path, data_root) -> Path:
     ("lr-1e300", "train.lr must be > 0 and at most 1"),
     ("lr-inf", "train.lr must be a finite number"),
     ("epochs-huge", "train.epochs = 10000000000000 is out of range"),
-    ("bad-labels", "holds class label 12 at index 3; MNIST labels are 0-9"),
+    ("bad-labels", "holds class label 12 at index 3; labels are 0-9"),
 ])
 def test_inputs_that_used_to_crash_are_one_line(tmp_path, data_root, bad_labels_root, capsys, case, needle):
     shutil.copytree(PROJECT_ROOT / "docs" / "results" / "noising", tmp_path / "results" / "noising")

@@ -31,7 +31,7 @@ def run(ctx: Context) -> None:
                                [f"σ = {s:g}" for s in cfg.sigmas])
     ctx.out.add_figure("noising.png", "Noising", alt=f"Grid of {data.title} test {data.items} with increasing noise")
     snr = [(x.pow(2).mean() / (s**2)).item() if s > 0 else float("inf") for s in cfg.sigmas]
-    ctx.out.add_table("snr", "Signal to noise", ["σ", "mean x² / σ²"],
+    ctx.out.add_table("snr", "Signal to noise", {"sigma": "σ", "mean_x_sigma": "mean x² / σ²"},
                       [[s, None if v == float("inf") else round(v, 3)] for s, v in zip(cfg.sigmas, snr)])
 
 
