@@ -4,6 +4,7 @@ line when there is no network."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import shutil
 
 import pytest
@@ -67,10 +68,10 @@ def test_the_fingerprint_follows_the_images(data_root, tmp_path):
     shutil.copytree(data_root / "MNIST", copy / "MNIST", ignore=shutil.ignore_patterns("*-ubyte", ".*"))
     assert data_fingerprint(copy) == data_fingerprint(data_root)              # .gz only vs extracted
     assert data_fingerprint(data_root) != data_fingerprint(data_root, "fashion-mnist")
-    raw = copy / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    pixels = bytearray(raw.read_bytes())
+    packed = copy / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    pixels = bytearray(gzip.decompress(packed.read_bytes()))
     pixels[1000] ^= 0xFF                                                      # one pixel of one digit
-    raw.write_bytes(bytes(pixels))
+    packed.write_bytes(gzip.compress(bytes(pixels)))
     assert data_fingerprint(copy) != data_fingerprint(data_root)
 
 

@@ -62,11 +62,11 @@ def test_results_go_to_their_own_folder_and_name_the_dataset(fashion, data_root)
 
 
 def test_the_site_says_fashion_mnist_on_every_page(fashion, tmp_path):
-    """The site of the model page and Part 1's two sections (the classifier's page links to the
-    evaluation, which this short run leaves out, so `build-site` itself would stop and name it)."""
+    """The site of Part 1's two sections (the classifier's page links to the evaluation and the model
+    page to Part 2, which this short run leaves out, so `build-site` itself would stop and name them)."""
     results = fashion / "results" / "fashion-mnist-quick"
     opts = build.BuildOptions(results=results, site_dir=tmp_path / "site")
-    shown = SECTIONS[:3]
+    shown = SECTIONS[1:3]
     loaded = load_results(results, shown)
     assert loaded.shown == "Fashion-MNIST, quick profile"
     staging = build._render_and_build(opts, loaded, staleness.statuses(loaded.manifests), lambda line: None)

@@ -69,9 +69,9 @@ def one_line_error(code: int, err: str, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
-def folders(root: Path, data_root: Path) -> list[str]:
+def folders(root: Path, data_root: Path, profile: str | None = "quick") -> list[str]:
     return ["--out", str(root / "results"), "--work-dir", str(root / "work"), "--data-root", str(data_root),
-            "--no-progress", "--profile", "quick"]
+            "--no-progress", *(["--profile", profile] if profile else [])]
 
 
 @pytest.fixture()
@@ -176,7 +176,7 @@ def test_checkpoints_of_another_seed_never_replace_the_weights_results_were_made
     shutil.copytree(quick_run.results, tmp_path / "results")
     shutil.copytree(quick_run.work, tmp_path / "work")
     other = ["--out", str(tmp_path / "other"), "--work-dir", str(tmp_path / "work"), "--data-root", str(data_root),
-             "--no-progress"]
+             "--no-progress", "--profile", "quick"]
     code, _, err = call(experiments_cli.main, ["run", "single-step-denoiser", "--seed", "7", *other], capsys)
     assert code == 0, err
     code, _, err = call(experiments_cli.main, ["run", "out-of-distribution", *folders(tmp_path, data_root)], capsys)
@@ -578,7 +578,7 @@ def test_inputs_that_used_to_crash_are_one_line(tmp_path, data_root, bad_labels_
     shutil.copytree(PROJECT_ROOT / "docs" / "results" / "noising", tmp_path / "results" / "noising")
     before = snapshot(tmp_path / "results")
     args = ["run", "single-step-denoiser" if case.startswith(("lr", "epochs")) else "noising",
-            *folders(tmp_path, bad_labels_root if case == "bad-labels" else data_root)]
+            *folders(tmp_path, bad_labels_root if case == "bad-labels" else data_root, profile=None)]
     extra = {"config-folder": ["--config", str(tmp_path)], "seed-65-bits": ["--seed", str(2**64)],
              "lr-1e300": ["--set", "train.lr=1e300"], "lr-inf": ["--set", "train.lr=inf"],
              "epochs-huge": ["--set", "train.epochs=10000000000000"], "bad-labels": []}[case]
