@@ -3,6 +3,7 @@ and the site generator stay outside every section's code fingerprint, and a fing
 when code a section uses changes (never for a comment or a docstring)."""
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,25 @@ def test_comments_docstrings_and_formatting_change_no_fingerprint(package_copy):
         training.write_text("# a header comment\n" + source + "\n\n# trailing comment\n", encoding="utf-8")
 
     assert stale_after(cosmetic) == set()
+
+
+def test_a_newer_python_gives_the_same_fingerprints(monkeypatch):
+    """Results made on a GPU machine's Python stay fresh on another: a syntax-tree field that a newer
+    version adds (3.12's empty `type_params` on every function and class) changes no fingerprint."""
+    before = all_fingerprints()
+    for node in ("FunctionDef", "AsyncFunctionDef", "ClassDef"):
+        cls = getattr(ast, node)
+        monkeypatch.setattr(cls, "_fields", cls._fields + ("future_field",))
+        monkeypatch.setattr(cls, "future_field", [], raising=False)
+    fingerprint._parse.cache_clear()
+    try:
+        assert all_fingerprints() == before
+        monkeypatch.setattr(ast.FunctionDef, "future_field", ["a value"])   # a field in use does count
+        fingerprint._parse.cache_clear()
+        assert all_fingerprints() != before
+    finally:
+        monkeypatch.undo()
+        fingerprint._parse.cache_clear()
 
 
 def test_a_real_edit_stales_exactly_the_sections_that_use_the_module(package_copy):

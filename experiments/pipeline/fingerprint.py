@@ -89,6 +89,19 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _canonical(node: object) -> str:
+    """A text form of a syntax tree that every Python since 3.8 gives alike: fields that are None or
+    empty are left out, because new versions add such fields (3.12's `type_params`) and `ast.dump`
+    shows them, which would make results made on one Python look stale on another."""
+    if isinstance(node, ast.AST):
+        fields = [(name, getattr(node, name, None)) for name in node._fields]
+        shown = [f"{name}={_canonical(value)}" for name, value in fields if value is not None and value != []]
+        return f"{type(node).__name__}({', '.join(shown)})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
 @functools.lru_cache(maxsize=None)
 def _parse(path: Path, mtime_ns: int) -> tuple[str, frozenset[str]]:
     """(hash of the normalised syntax tree, project modules imported) of one file."""
@@ -96,7 +109,7 @@ def _parse(path: Path, mtime_ns: int) -> tuple[str, frozenset[str]]:
     tree = ast.parse(source, filename=str(path))
     name = module_name(path)
     imported = frozenset(_imports(tree, name, path.name == "__init__.py"))
-    normalised = ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False)
+    normalised = _canonical(_strip_docstrings(tree))
     return hashlib.sha256(normalised.encode()).hexdigest()[:16], imported
 
 
