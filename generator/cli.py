@@ -15,7 +15,7 @@ from experiments.pipeline import destination
 from experiments.pipeline.runner import check_output_folder
 from generator import build as pipeline
 from experiments.pipeline import archive
-from generator import TEMPLATES_DIR, checks, lock, preview, site, unpack
+from generator import TEMPLATES_DIR, checks, lock, preview, readme, site, unpack
 
 PATH = click.Path(path_type=Path)
 
@@ -67,6 +67,7 @@ def build_cmd(results: Path | None, site_dir: Path, profile: str | None, dataset
 
     Also: `build-site check [SITE]` (links, images, alt text of a built site),
     `build-site screenshot [SITE]` (the README's picture of the index page),
+    `build-site readme` (the README's headline numbers, from summary.json),
     `build-site archive SECTION` (keep a run's manifest before a rerun replaces it) and
     `build-site unpack TARBALL` (results packed on a GPU machine, swapped in with the old runs archived).
     """
@@ -154,6 +155,24 @@ def screenshot_cmd(site_dir: Path, out: Path) -> None:
     """Take a PNG of the built site's index page with headless chromium (for the README)."""
     path = preview.screenshot(site_dir, out)
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+@cli.command("readme")
+@click.option("--results", default=Path("docs/results"), show_default=True, type=PATH,
+              help="Results folder whose summary.json gives the numbers.")
+@click.option("--readme", "readme_path", default=Path("README.md"), show_default=True, type=PATH,
+              help="The README holding the headline block.")
+@click.option("--check", is_flag=True, help="Change nothing; fail when the block is out of date.")
+def readme_cmd(results: Path, readme_path: Path, check: bool) -> None:
+    """Rewrite the README's headline numbers from summary.json (only the text between its markers)."""
+    if check:
+        if not readme.is_current(readme_path, results, TEMPLATES_DIR):
+            raise UserError(f"{readme_path}'s headline numbers differ from {results / 'summary.json'}; "
+                            "run `build-site readme`")
+        click.echo(f"{readme_path}: the headline numbers match {results / 'summary.json'}")
+        return
+    changed = readme.update(readme_path, results, TEMPLATES_DIR)
+    click.echo(f"{'rewrote' if changed else 'already up to date:'} the headline numbers in {readme_path}")
 
 
 def main(argv: list[str] | None = None) -> None:

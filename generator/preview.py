@@ -15,6 +15,7 @@ from typing import Any
 from experiments.errors import UserError
 
 CHROMIUM = "/usr/bin/chromium"
+HERO_SETTLE_MS = 3_800   # the index's sampling GIF holds its first frame 1 s, then 29 x 80 ms to its last
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -58,6 +59,7 @@ def screenshot(site_dir: Path, out: Path, width: int = 1280, height: int = 1600)
             page = browser.new_page(viewport={"width": width, "height": height}, color_scheme="light")
             page.goto(url, wait_until="load")
             page.wait_for_selector(".katex")          # the formulas are typeset before the picture
+            page.wait_for_timeout(HERO_SETTLE_MS)     # the sampling animation shows digits, not its noise
             page.screenshot(path=str(out))
         finally:
             browser.close()
