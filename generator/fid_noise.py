@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from generator.reader import SectionRun
-from generator.recipe_runs import models
+from generator.recipe_runs import models, setting_words
 
 TIME = "time-conditioned"
 
@@ -129,7 +129,7 @@ def fid_noise_rows(runs: dict[str, SectionRun], benchmark: dict | None,
     if len(draws) >= 2:
         headline_digits = better.config.get("headline_samples", 0)
         rows.append(NoiseRow("the starting noise", f"the better recipe's weights and headline setting "
-                             f"({_metric(better, 'headline_setting')}), {headline_digits:,} digits",
+                             f"({setting_words(str(_metric(better, 'headline_setting')))}), {headline_digits:,} digits",
                              tuple((f"draw {k}", f) for k, f in enumerate(draws, 1))))
     seeds, ours = (benchmark or {}).get("quality_seeds") or [], (benchmark or {}).get("fid_ours") or []
     if len(ours) >= 2 and len(seeds) >= len(ours):

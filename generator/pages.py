@@ -8,7 +8,9 @@ templates'.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,11 +18,12 @@ from experiments.pipeline import registry
 from experiments.pipeline.staleness import Status
 from generator import ablation_runs, diagram, evaluation_notes, images, recipe_runs
 from generator.configview import annotated_yaml
-from generator.fid_noise import fid_noise_rows
+from generator.fid_noise import fid_noise_rows, headline_draws
 from generator.inputs import Results
-from generator.labels import recipe_label
+from generator.labels import DEFAULT_EMA, recipe_label
 from generator.overlap import mean_others, shared_device
-from generator.performance_context import BENCHMARKS, labelled, quality_of, targets_of, writeup_run
+from generator.performance_context import (BENCHMARKS, commits_of, labelled, quality_of, targets_of, utc,
+                                           writeup_run)
 from generator.phrases import GLOBALS
 from generator.reader import SectionRun, Summary
 from generator.render import Renderer
@@ -35,7 +38,8 @@ APPENDIX = (("Performance", PERFORMANCE), ("Reproduce", REPRODUCE), ("Run histor
 # section -> (its run, its archived runs, summary) -> extra template context, computed in Python
 DERIVED: dict[str, Callable[[SectionRun, list[SectionRun], Summary], dict]] = {
     "better-recipe": recipe_runs.page_context, "evaluation": evaluation_notes.page_context,
-    "peer": evaluation_notes.reference_context, "fast-sampling": evaluation_notes.reference_context}
+    "peer": evaluation_notes.reference_context, "fast-sampling": evaluation_notes.reference_context,
+    "ablations": ablation_runs.page_context}
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,36 @@ def other_devices(summary: Summary) -> list[str]:
     """Sections whose results come from another device than the summary's, e.g. 'peer (NVIDIA H100)'."""
     device = summary.get("device")
     return [f"{section} ({d})" for section, d in sorted((summary.get("devices") or {}).items()) if d and d != device]
+
+
+def one_notation(name: str) -> str:
+    """A recipe named one way in every run of a table: runs that recorded switches are named 'EMA' for the
+    default decay and 'predicting x₀', runs that recorded words 'EMA 0.999' and 'predicting x0'."""
+    name = re.sub(r"\bEMA\b(?! \d)", f"EMA {DEFAULT_EMA}", name)
+    return re.sub(r"\bx0\b", "x₀", name)
+
+
+def headline_words(run: SectionRun) -> str:
+    """The better recipe's headline in words: 'GroupNorm + EMA 0.999, …: FID 7.13 (mean of 7.15 and 7.10;
+    3.3× the FID of real digits), 99.1 % read as the asked digit' ('' when the run has none)."""
+    fid = run.value("fid_headline")
+    if fid is None:
+        return ""
+    variant, setting = run.value("headline_variant"), run.value("headline_setting")
+    setting = recipe_runs.setting_words(setting) if setting is not None else None   # the page's words
+    model = recipe_label(str(variant)) if variant is not None else None
+    named = (f"{model}, sampled with {setting}" if model and setting else
+             ", ".join(str(v) for v in (model, setting) if v))
+    draws = headline_draws(run)
+    notes = []
+    if len(draws) >= 2 and abs(sum(draws) / len(draws) - fid) <= 1e-3 * max(1.0, abs(fid)):
+        notes.append(f"mean of {', '.join(f'{d:.2f}' for d in draws[:-1])} and {draws[-1]:.2f}")
+    if run.value("fid_ratio_headline") is not None:
+        notes.append(f"{run.value('fid_ratio_headline'):.1f}× the FID of real digits")
+    words = f"FID {fid:.2f}" + (f" ({'; '.join(notes)})" if notes else "")
+    if run.value("accuracy_headline") is not None:
+        words += f", {100 * run.value('accuracy_headline'):.1f} % read as the asked digit"
+    return one_notation(f"{named}: {words}" if named else words)
 
 
 def section_path(section: registry.Section) -> str:
@@ -90,11 +124,14 @@ class Pages:
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
         pages[INDEX] = self.r.render("index.md.j2", **self.common(INDEX))
-        pages[CONCLUSIONS] = self.r.render("conclusions.md.j2", **self.common(CONCLUSIONS))
+        better = self.runs.get("better-recipe")
+        repeats = recipe_runs.repeats(better, self.archived.get("better-recipe", [])) if better else None
+        pages[CONCLUSIONS] = self.r.render("conclusions.md.j2", **self.common(CONCLUSIONS), recipe_repeats=repeats)
         pages[HISTORY] = self.r.render("history.md.j2", **self.common(HISTORY), **self.history_context())
         pages[REPRODUCE] = self.r.render("reproduce.md.j2", **self.common(REPRODUCE), rows=self.reproduce_rows())
         pages[PERFORMANCE] = self.r.render("performance.md.j2", **self.common(PERFORMANCE),
-                                           benchmark=labelled(self.results.benchmark, BENCHMARKS, skip=("git_commit",)),
+                                           benchmark=labelled(self.results.benchmark, BENCHMARKS),
+                                           commits=commits_of(self.results.benchmark, self.results.summary),
                                            quality=quality_of(self.results.benchmark),
                                            targets=targets_of(self.results.benchmark, self.results.summary),
                                            run=self.writeup_context(), rows=self.performance_rows())
@@ -163,9 +200,20 @@ class Pages:
         return context(run, self.archived.get(name, []), self.summary) if context else {}
 
     def history_context(self) -> dict[str, Any]:
-        """The run history: archived runs of the better recipe and the ablations beside the current ones."""
+        """The run history: archived runs of the better recipe and the ablations beside the current ones.
+        The better recipe's runs name their models one way and their headline in words."""
         better, abl = self.runs.get("better-recipe"), self.runs.get("ablations")
-        return {"recipe_runs": recipe_runs.runs(better, self.archived.get("better-recipe", [])) if better else [],
+        recipe = []
+        if better:
+            archived = self.archived.get("better-recipe", [])
+            made = [*archived, better]
+            days = Counter(run.date for run in made)          # runs of one day told apart by their start
+            recipe = [replace(r, headline=headline_words(run),
+                              label=r.label if days[run.date] == 1 else
+                              f"{run.date}, {run.started_at[11:16]} UTC, {run.device}",
+                              models=tuple(replace(m, name=one_notation(m.name)) for m in r.models))
+                      for r, run in zip(recipe_runs.runs(better, archived), made)]
+        return {"recipe_runs": recipe,
                 "ablations": ablation_runs.history(abl, self.archived.get("ablations", [])) if abl else
                 {"run_labels": [], "across_runs": []}}
 
@@ -174,23 +222,28 @@ class Pages:
                  "path": section_path(s)} for s in self.sections]
 
     def writeup_context(self) -> dict | None:
-        """The last whole-writeup run (run.json, merged into summary.json): its phrases and where each section ran."""
+        """The last whole-writeup run (run.json, merged into summary.json): its phrases, when it finished,
+        and what its sections' wall times add up to (more than the run's own when sections shared a GPU)."""
         summary = self.results.summary or {}
         if not isinstance(summary.get("writeup_wall_s"), (int, float)):
             return None
-        gpu, start, wall = (summary.get(k) or {} for k in ("section_gpu", "section_start_s", "section_wall_s"))
-        placed = sorted(((name, gpu[name], start.get(name), wall.get(name)) for name in gpu),
-                        key=lambda r: (r[1], r[2] or 0.0))
+        walls = [w for w in (summary.get("section_wall_s") or {}).values() if isinstance(w, (int, float))]
+        finished = summary.get("writeup_finished_at")
         return {"wall_s": summary["writeup_wall_s"], **writeup_run(summary),
-                "per_gpu": summary.get("writeup_per_gpu"), "finished_at": summary.get("writeup_finished_at"),
-                "placed": [{"section": n, "gpu": g, "start_s": a, "wall_s": w} for n, g, a, w in placed]}
+                "per_gpu": summary.get("writeup_per_gpu"), "finished_at": utc(finished) if finished else None,
+                "sections_wall_s": sum(walls) if walls else None, "placed": bool(summary.get("section_start_s"))}
 
     def performance_rows(self) -> list[dict]:
+        """Each section's time: in the order the last whole-writeup run started them (with its start and
+        GPU there), sections it did not run after them in the order of the writeup."""
+        summary = self.results.summary or {}
+        gpu, start = (summary.get(k) or {} for k in ("section_gpu", "section_start_s"))
         rows = []
         for s in self.sections:
             run = self.runs[s.name]
             rows.append({"section": s, "path": section_path(s), "m": self.results.manifests[s.name],
                          "train_wall_s": run.value("train_wall_s"),
                          "alongside": mean_others(self.shared.get(s.name, [])),
-                         "img_per_s": run.value("train_img_per_s")})
-        return rows
+                         "img_per_s": run.value("train_img_per_s"),
+                         "start_s": start.get(s.name), "gpu": gpu.get(s.name)})
+        return sorted(rows, key=lambda r: (r["start_s"] is None, r["start_s"] or 0.0))

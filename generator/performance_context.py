@@ -1,22 +1,25 @@
 """What the Performance page reads: the benchmark's numbers with labels, the quality check of the fast
-path, the project's speed goals against the measurements, and each section's time."""
+path, the project's speed goals against the measurements, and each section's time.
+
+Commits are provenance: they stay out of the rows and phrases here and reach the page only through
+`commits_of`, for its collapsed note."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from generator.render import fmt_value
+from generator.render import fmt_duration, fmt_value
 
 BENCHMARKS = {
     "device": ("Device", "s"),
     "train_img_per_s_plain": ("Training throughput, plain PyTorch (images/s)", ",.0f"),
     "train_img_per_s": ("Training throughput, optimised (images/s)", ",.0f"),
-    "train_speedup": ("Training speed-up", ".2f"),
+    "train_speedup": ("Training speed-up", "times"),
     "train_tflops": ("Training compute (TFLOP/s)", ".2f"),
     "peak_fraction": ("Fraction of the GPU's peak", "pct"),
     "sample_1000_cfg_s_plain": ("1,000 guided samples, plain PyTorch (s)", ".2f"),
     "sample_1000_cfg_s": ("1,000 guided samples, optimised (s)", ".2f"),
-    "sample_speedup": ("Sampling speed-up", ".2f"),
+    "sample_speedup": ("Sampling speed-up", "times"),
     "sample_1000_cfg_s_unsplit": ("1,000 guided samples, optimised but the skip concatenations not split (s)", ".2f"),
     "recipe_train_img_per_s": ("Training throughput, the better recipe's GroupNorm model, optimised (images/s)",
                                ",.0f"),
@@ -31,9 +34,10 @@ BENCHMARKS = {
     "quality_samples": ("Digits behind each quality FID", ",d"),
     "torch": ("PyTorch", "s"),
     "git_commit": ("Commit", "s"),
-    "measured_at": ("Measured at", "s"),
+    "measured_at": ("Measured at", "utc"),
 }
 HIDDEN = ("git_commit", "schema")       # provenance, not measurements
+TRAIN_SPEEDUP_TARGET = 8     # the optimised training loop against the plain one, in images/s
 # the writeup's wall-time goals: GPUs -> seconds (1 GPU: 10 minutes; 4 or more: 5 minutes)
 WRITEUP_TARGETS = {1: 600, 4: 300}
 
@@ -49,13 +53,36 @@ def scalar_items(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "schema" and isinstance(v, (int, float, str))}
 
 
-def labelled(data: dict | None, labels: dict[str, tuple[str, str]], skip: tuple[str, ...] = ()) -> list[Row]:
-    """Known keys first in their order, then any other scalar (but `skip`), each formatted."""
+def utc(stamp: object) -> str:
+    """'2026-11-27T09:23:50Z' -> '2026-11-27 09:23 UTC' (anything else as it is)."""
+    text = str(stamp)
+    if len(text) >= 16 and text[10:11] == "T":
+        return f"{text[:10]} {text[11:16]} UTC"
+    return text
+
+
+def times(value: float) -> str:
+    """A ratio of speeds: 6.35498 -> '6.35×'."""
+    return f"{value:.2f}×"
+
+
+def formatted(value: Any, fmt: str) -> str:
+    """A benchmark value in its format: the fmt_value specs, 'times' (a speed-up) and 'utc' (a time stamp)."""
+    if fmt == "times" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return times(value)
+    if fmt == "utc" and isinstance(value, str):
+        return utc(value)
+    return fmt_value(value, fmt)
+
+
+def labelled(data: dict | None, labels: dict[str, tuple[str, str]], skip: tuple[str, ...] = HIDDEN) -> list[Row]:
+    """Known keys first in their order, then any other scalar, each formatted; never those in `skip`
+    (provenance such as the commit, whether labelled or not)."""
     if not data:
         return []
-    items = scalar_items(data)
-    keys = [k for k in labels if k in items] + [k for k in items if k not in labels and k not in skip]
-    return [Row(labels.get(k, (k, ".4g"))[0], fmt_value(items[k], labels.get(k, (k, ".4g"))[1])) for k in keys]
+    items = {k: v for k, v in scalar_items(data).items() if k not in skip}
+    keys = [k for k in labels if k in items] + [k for k in items if k not in labels]
+    return [Row(labels.get(k, (k, ".4g"))[0], formatted(items[k], labels.get(k, (k, ".4g"))[1])) for k in keys]
 
 
 def quality_of(benchmark: dict | None) -> dict | None:
@@ -71,34 +98,48 @@ def quality_of(benchmark: dict | None) -> dict | None:
             "samples": benchmark.get("quality_samples", 0), "seeds": benchmark.get("quality_seeds", [])}
 
 
-def writeup_run(summary: dict) -> dict[str, str | None]:
-    """Which whole-writeup run the wall time belongs to, as phrases (None where run.json does not say)."""
-    gpus, commit = summary.get("writeup_gpus"), summary.get("writeup_git_commit")
+def writeup_run(summary: dict) -> dict[str, Any]:
+    """Which whole-writeup run the wall time belongs to, as phrases (None where run.json does not say);
+    `gpu_count` is the number of GPUs (1 for runs recorded before it was)."""
+    gpus = summary.get("writeup_gpus")
     sections, skipped = summary.get("writeup_sections"), summary.get("writeup_skipped")
     partial = (f"only {', '.join(sections)}" if isinstance(sections, list) else
                f"without {', '.join(skipped)}" if skipped else None)
-    return {"device": summary.get("writeup_device"), "commit": f"commit {str(commit)[:7]}" if commit else None,
+    return {"device": summary.get("writeup_device"),
             "gpus": f"{gpus} GPU{'s' if gpus != 1 else ''}" if isinstance(gpus, int) and gpus > 0 else None,
-            "partial": partial}
+            "gpu_count": gpus if isinstance(gpus, int) and gpus > 0 else 1, "partial": partial}
+
+
+def commits_of(benchmark: dict | None, summary: dict | None) -> dict[str, str] | None:
+    """The short commits of the benchmark and of the results (the whole-writeup run's, else the
+    summary's) when they differ, for the page's collapsed provenance note; None when they agree or one
+    is unknown."""
+    bench = str((benchmark or {}).get("git_commit") or "")
+    results = str((summary or {}).get("writeup_git_commit") or (summary or {}).get("git_commit") or "")
+    if not bench or not results or bench.startswith(results[:7]) or results.startswith(bench[:7]):
+        return None
+    return {"benchmark": bench[:7], "results": results[:7]}
 
 
 def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
     """The project's speed goals against what was measured (only those with a measurement)."""
     out = []
     if benchmark and benchmark.get("train_speedup") is not None:
-        out.append({"what": "training at least 8x the plain loop's images/s (medians of alternating runs)",
-                    "ok": benchmark["train_speedup"] >= 8, "measured": f"{benchmark['train_speedup']:.2f}x"})
+        out.append({"what": f"training at least {TRAIN_SPEEDUP_TARGET}× the plain loop's images/s "
+                            "(medians of alternating runs)",
+                    "ok": benchmark["train_speedup"] >= TRAIN_SPEEDUP_TARGET,
+                    "measured": times(benchmark["train_speedup"])})
     if benchmark and benchmark.get("sample_1000_cfg_s") is not None:
-        out.append({"what": "1,000 CFG samples over 300 steps in under 1 s", "ok": benchmark["sample_1000_cfg_s"] < 1,
-                    "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
+        out.append({"what": "1,000 guided samples over 300 steps in under 1 s",
+                    "ok": benchmark["sample_1000_cfg_s"] < 1, "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
     if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
         run = writeup_run(summary)
         gpus = summary.get("writeup_gpus") or 1        # runs recorded before the GPU count: one GPU
         limit = WRITEUP_TARGETS[max(k for k in WRITEUP_TARGETS if gpus >= k)]
-        measured = ", ".join(v for v in (f"{summary['writeup_wall_s']:.0f} s", run["gpus"], run["partial"],
-                                         run["commit"]) if v)
+        # the goal names the number of GPUs already; a partial run says what it left out
+        measured = ", ".join(v for v in (fmt_duration(summary["writeup_wall_s"]), run["partial"]) if v)
         # a partial run cannot meet a target set for the whole writeup
-        out.append({"what": f"the whole full-profile writeup in under {limit // 60} minutes on "
-                            f"{'one GPU' if gpus == 1 else f'{gpus} GPUs'}",
+        out.append({"what": f"the whole writeup with the reference hyperparameters in under {limit // 60} "
+                            f"minutes on {'one GPU' if gpus == 1 else f'{gpus} GPUs'}",
                     "ok": summary["writeup_wall_s"] < limit and not run["partial"], "measured": measured})
     return out

@@ -1,8 +1,12 @@
 """Sentences that state a comparison or a trend, computed from the numbers they describe.
 
-A caption may never claim more than its own numbers show: a direction is named only when every step
-goes that way by more than a tolerance, "about the same" when the difference is inside it. Templates
-call these (as Jinja globals) instead of writing "falls as t grows" by hand.
+A caption may never claim more than its own numbers show. Two values differ only when they are further
+apart than a tolerance (relative, or absolute where the caller passes one: shares near 100 % want an
+absolute one). A curve "rises" when no value lies below an earlier one by more than the tolerance, "peaks"
+when it rises to its maximum and falls after it (both ends clearly below the maximum), "dips" for the
+mirror image, "stays at about" when every value is within the tolerance of every other, and is described
+only by its range otherwise. Templates call these (as Jinja globals) instead of writing "falls as t grows"
+by hand.
 """
 from __future__ import annotations
 
@@ -12,25 +16,42 @@ from dataclasses import dataclass
 
 from generator.render import fmt_value
 
-LEVEL, RISES, FALLS, MIXED = "level", "rises", "falls", "mixed"
+LEVEL, RISES, FALLS, PEAKS, DIPS, MIXED = "level", "rises", "falls", "peaks", "dips", "mixed"
 
 
 def _close(a: float, b: float, rel_tol: float, abs_tol: float) -> bool:
     return abs(a - b) <= max(abs_tol, rel_tol * max(abs(a), abs(b)))
 
 
+def _never_falls(vals: Sequence[float], rel_tol: float, abs_tol: float) -> bool:
+    """No value lies below an earlier one by more than the tolerance (small steps cannot add up)."""
+    return not any(b < a and not _close(a, b, rel_tol, abs_tol)
+                   for i, a in enumerate(vals) for b in vals[i + 1:])
+
+
+def _never_rises(vals: Sequence[float], rel_tol: float, abs_tol: float) -> bool:
+    return _never_falls([-v for v in vals], rel_tol, abs_tol)
+
+
 def direction(values: Sequence[float], rel_tol: float = 0.02, abs_tol: float = 0.0) -> str:
-    """'rises' / 'falls' when every step moves that way (steps inside the tolerance allowed, but not
-    all of them), 'level' when all values are within the tolerance of each other, else 'mixed'."""
+    """The shape of a curve: 'level' when all values are within the tolerance of each other; 'rises' /
+    'falls' when no value is beyond the tolerance below (above) an earlier one; 'peaks' / 'dips' when it
+    rises (falls) to its extreme and falls (rises) after it, both ends beyond the tolerance from the
+    extreme; else 'mixed'."""
     vals = [float(v) for v in values]
     if len(vals) < 2 or _close(min(vals), max(vals), rel_tol, abs_tol):
         return LEVEL
-    steps = [b - a for a, b in zip(vals, vals[1:])]
-    flat = [_close(a, b, rel_tol, abs_tol) for a, b in zip(vals, vals[1:])]
-    if all(s > 0 or f for s, f in zip(steps, flat)):
+    if _never_falls(vals, rel_tol, abs_tol):
         return RISES
-    if all(s < 0 or f for s, f in zip(steps, flat)):
+    if _never_rises(vals, rel_tol, abs_tol):
         return FALLS
+    hi, lo = vals.index(max(vals)), vals.index(min(vals))
+    if (_never_falls(vals[:hi + 1], rel_tol, abs_tol) and _never_rises(vals[hi:], rel_tol, abs_tol)
+            and not _close(vals[0], vals[hi], rel_tol, abs_tol) and not _close(vals[-1], vals[hi], rel_tol, abs_tol)):
+        return PEAKS
+    if (_never_rises(vals[:lo + 1], rel_tol, abs_tol) and _never_falls(vals[lo:], rel_tol, abs_tol)
+            and not _close(vals[0], vals[lo], rel_tol, abs_tol) and not _close(vals[-1], vals[lo], rel_tol, abs_tol)):
+        return DIPS
     return MIXED
 
 
@@ -42,20 +63,43 @@ class Trend:
     fmt: str
     x_name: str
 
-    def _at(self, i: int) -> str:
+    def _x(self, i: int) -> str:
         x = self.xs[i]
-        return f"{fmt_value(self.ys[i], self.fmt)} at {self.x_name}{fmt_value(x, 'g') if isinstance(x, float) else x}"
+        return fmt_value(x, "g") if isinstance(x, float) else str(x)
+
+    def _at(self, i: int) -> str:
+        return f"{fmt_value(self.ys[i], self.fmt)} at {self.x_name}{self._x(i)}"
+
+    def _at_extreme(self, i: int) -> str:
+        """The value at i and where the curve holds exactly that value around i: '100.0 % at γ = 3–5'."""
+        first = last = i
+        while first > 0 and self.ys[first - 1] == self.ys[i]:
+            first -= 1
+        while last < len(self.ys) - 1 and self.ys[last + 1] == self.ys[i]:
+            last += 1
+        where = self._x(first) if first == last else f"{self._x(first)}–{self._x(last)}"
+        return f"{fmt_value(self.ys[i], self.fmt)} at {self.x_name}{where}"
 
     @property
     def phrase(self) -> str:
-        """'falls from 98.0 % at t = 75 to 41.0 % at t = 225', 'stays at about 2.0 %', ..."""
+        """'falls from 98.0 % at t = 75 to 41.0 % at t = 225', 'stays at about 2.0 %',
+        'rises from 9.6 at σ = 0.2 to a peak of 32.3 at σ = 0.6, then falls to 26.4 at σ = 1', ..."""
+        ys = self.ys
         if self.direction == LEVEL:
-            mean = sum(self.ys) / len(self.ys)
-            return f"stays at about {fmt_value(mean, self.fmt)}" + (" throughout" if len(self.ys) > 2 else "")
+            mean = sum(ys) / len(ys)
+            return f"stays at about {fmt_value(mean, self.fmt)}" + (" throughout" if len(ys) > 2 else "")
+        hi, lo = ys.index(max(ys)), ys.index(min(ys))
         if self.direction in (RISES, FALLS):
+            end = hi if self.direction == RISES else lo
+            # the extreme comes before the end and the end reads differently: say where it was reached
+            if end < len(ys) - 1 and fmt_value(ys[end], self.fmt) != fmt_value(ys[-1], self.fmt):
+                return (f"{self.direction} from {self._at(0)} to {self._at_extreme(end)} and stays near that "
+                        f"({self._at(-1)})")
             return f"{self.direction} from {self._at(0)} to {self._at(-1)}"
-        lo = min(range(len(self.ys)), key=self.ys.__getitem__)
-        hi = max(range(len(self.ys)), key=self.ys.__getitem__)
+        if self.direction == PEAKS:
+            return f"rises from {self._at(0)} to a peak of {self._at_extreme(hi)}, then falls to {self._at(-1)}"
+        if self.direction == DIPS:
+            return f"falls from {self._at(0)} to a low of {self._at_extreme(lo)}, then rises to {self._at(-1)}"
         return f"moves without a steady trend, between {self._at(lo)} and {self._at(hi)}"
 
     def __str__(self) -> str:
@@ -64,7 +108,8 @@ class Trend:
 
 def trend(xs: Sequence, ys: Sequence[float], fmt: str = ".3g", x_name: str = "", rel_tol: float = 0.02,
           abs_tol: float = 0.0) -> Trend:
-    """The trend of ys along xs, to be printed (`{{ trend(...) }}`) or inspected (`.direction`)."""
+    """The trend of ys along xs, to be printed (`{{ trend(...) }}`) or inspected (`.direction`). For a
+    share near 100 % pass `rel_tol=0, abs_tol=0.001` (0.1 points) so that a fall from 100 % counts."""
     pairs = [(x, float(y)) for x, y in zip(xs, ys) if y is not None]
     return Trend(direction([y for _, y in pairs], rel_tol, abs_tol), tuple(x for x, _ in pairs),
                  tuple(y for _, y in pairs), fmt, x_name)
@@ -79,11 +124,12 @@ def compare(a: float, b: float, rel_tol: float = 0.02, abs_tol: float = 0.0,
 
 
 def times(a: float, b: float) -> str:
-    """How many times a is b, for a sentence: '3.2×', '30×' (None or zero b: '—')."""
+    """How many times a is b, for a sentence: '3.2×', '30.5×', '623×' (None or zero b: '—'). One decimal
+    below 100, as tables print ratios, so a ratio reads the same in a sentence and in a table."""
     if not b:
         return "—"
     ratio = float(a) / float(b)
-    return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
+    return f"{ratio:.0f}×" if ratio >= 100 else f"{ratio:.1f}×"
 
 
 def best(rows: Sequence, key: str, lowest: bool = True):
@@ -121,6 +167,16 @@ def alignments(rows: Sequence[Sequence]) -> list[str]:
     return [" ---: " if numeric(col) else " :--- " for col in columns]
 
 
+def column_fmt(table, key: str, default: str = ".3g") -> str:
+    """The format a recorded table prints column `key` in, so that a sentence quotes its numbers with as
+    many decimals as the table beside it (`default` for a column printed as given)."""
+    from generator.reader import column_format
+
+    if table is None:
+        return default
+    return column_format(key, list(table.column(key))) or default
+
+
 def first_of(items) -> object:
     """The first item, None for an empty sequence (Jinja's `first` is an error there)."""
     items = list(items or [])
@@ -141,5 +197,5 @@ def groups_in_order(items, attribute: str = "group") -> list[tuple[str, list]]:
     return list(out.items())
 
 
-GLOBALS = {"alignments": alignments, "groups_in_order": groups_in_order, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
+GLOBALS = {"alignments": alignments, "column_fmt": column_fmt, "groups_in_order": groups_in_order, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
            "zip": lambda *columns: list(zip(*columns))}

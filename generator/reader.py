@@ -10,6 +10,7 @@ label too.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +26,32 @@ def column_key(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text).strip("_") or "label"
 
 
-SHARE_WORDS = ("read", "accuracy", "both", "share", "success", "baseline", "control")
+SHARE_WORDS = ("read", "accuracy", "both", "share", "success", "baseline", "control", "asked")
 
 
 def is_share(key: str, values: list[Any]) -> bool:
     """A column of fractions that readers expect as percentages ('read as its digit': 0.43 -> 43.0 %)."""
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     return (any(word in key for word in SHARE_WORDS) and bool(numbers) and all(0 <= v <= 1 for v in numbers))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def column_format(key: str, values: list[Any]) -> str | None:
+    """How a table column prints: 'pct' for shares, fixed decimals for measurements (three significant
+    digits at the column's smallest value: 154.04 / 8.30, not 154.04 / 8.299), None for settings and
+    counts, which print as given (γ = 1.5, 300 steps)."""
+    if is_share(key, values):
+        return "pct"
+    numbers = [float(v) for v in values if _is_number(v)]
+    if not numbers or not all(isinstance(v, float) for v in values if _is_number(v)):
+        return None
+    if all(abs(v * 20 - round(v * 20)) < 1e-9 for v in numbers):   # settings (σ = 0.25, γ = 1.5), not measurements
+        return None
+    smallest = min((abs(v) for v in numbers if v), default=1.0)
+    return f".{min(5, max(0, 2 - math.floor(math.log10(smallest))))}f"
 
 
 @dataclass(frozen=True)
@@ -108,10 +128,11 @@ class Table:
         return found[0] if found else None
 
     def cells(self) -> list[list[Any]]:
-        """Rows as lists in column order (for drawing the table); shares print as percentages."""
-        shares = {c.key for c in self.columns if is_share(c.key, [row[c.key] for row in self.rows])}
-        return [[fmt_value(row[c.key], "pct") if c.key in shares and isinstance(row[c.key], (int, float))
-                 and not isinstance(row[c.key], bool) else row[c.key] for c in self.columns] for row in self.rows]
+        """Rows as lists in column order (for drawing the table): shares print as percentages, and the
+        measurements of one column with the same number of decimals."""
+        formats = {c.key: column_format(c.key, [row[c.key] for row in self.rows]) for c in self.columns}
+        return [[fmt_value(row[c.key], formats[c.key]) if formats[c.key] and _is_number(row[c.key]) else row[c.key]
+                 for c in self.columns] for row in self.rows]
 
     def select(self, keys: list[str]) -> "Table":
         """The same table with only these columns (by key or label), in this order."""

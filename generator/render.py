@@ -53,6 +53,8 @@ def fmt_value(value: Any, fmt: str = ".4g") -> str:
     try:
         if fmt.endswith("d"):
             return format(int(round(value)), fmt)
+        if fmt.endswith("%"):                         # the site writes "73.5 %" everywhere
+            return format(value, fmt)[:-1] + " %"
         return format(value, fmt)
     except (ValueError, TypeError):
         return str(value)
@@ -136,6 +138,7 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
                              lstrip_blocks=True)
     env.filters.update(fmt=fmt_value, duration=fmt_duration, cell=cell, md_alt=md_alt, yaml=to_yaml,
                        html=escape_html, indent_block=indent_block)
+    env.tests["startingwith"] = lambda value, prefix: str(value).startswith(prefix)
     return env
 
 

@@ -171,13 +171,13 @@ def test_index_names_sections_from_another_device_and_the_writeup_run():
     assert other_devices(Summary({"device": "H200"})) == []
     [writeup] = targets_of(None, summary)                        # 4 GPUs: under 5 minutes
     assert writeup["ok"] and writeup["what"].endswith("under 5 minutes on 4 GPUs")
-    assert writeup["measured"] == "290 s, 4 GPUs, commit 0ld0ld0"   # the commit shortened: no 40-hex hash on a page
+    assert writeup["measured"] == "4 min 50 s"                   # no commit on the page: it is in the provenance
     [one] = targets_of(None, summary | {"writeup_gpus": 1, "writeup_wall_s": 590.0})   # one GPU: under 10 minutes
     assert one["ok"] and one["what"].endswith("under 10 minutes on one GPU")
     assert not targets_of(None, summary | {"writeup_wall_s": 310.0})[0]["ok"]
     partial = summary | {"writeup_sections": ["peer"]}           # a partial run never meets the goal
     [writeup] = targets_of(None, partial)
-    assert not writeup["ok"] and writeup["measured"] == "290 s, 4 GPUs, only peer, commit 0ld0ld0"
+    assert not writeup["ok"] and writeup["measured"] == "4 min 50 s, only peer"
 
 
 @pytest.mark.parametrize("plain, position, gap", [([104.0], "inside", 0.0), ([114.2], "above", 10.2),

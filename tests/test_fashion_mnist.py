@@ -77,7 +77,7 @@ def test_the_site_says_fashion_mnist_on_every_page(fashion, tmp_path):
         html = unescape(page.read_text(encoding="utf-8"))
         title = re.search(r"<title>(.*?)</title>", html).group(1)
         assert "Fun with Diffusion Models · Fashion-MNIST, quick profile" in title, (page, title)
-        assert "from the Fashion-MNIST results in" in html
+        assert "computed from the recorded Fashion-MNIST results" in html
     home = unescape((tmp_path / "site" / "index.html").read_text(encoding="utf-8"))
     assert "These pages show Fashion-MNIST, quick profile" in home and "7 sneaker" in home
     noising = unescape(next(p for p in pages if p.parent.name == "noising").read_text(encoding="utf-8"))

@@ -10,9 +10,42 @@ from generator.phrases import compare, direction, times, trend
 def test_a_direction_is_named_only_when_every_step_goes_that_way():
     assert direction([0.9, 0.7, 0.4]) == "falls" and direction([1, 2, 3]) == "rises"
     assert direction([0.02, 0.02, 0.02]) == "level" and direction([5.0]) == "level"
-    assert direction([1.0, 3.0, 2.0]) == "mixed"
     assert direction([10.0, 10.1, 5.0], rel_tol=0.02) == "falls"        # a step inside the tolerance is allowed
     assert direction([10.0, 10.1, 10.0], rel_tol=0.02) == "level"
+
+
+def test_small_steps_inside_the_tolerance_cannot_add_up_to_a_trend_the_other_way():
+    # every step is within 2 %, but the curve ends 3 % below its start: not a rise
+    assert direction([1.0, 0.99, 0.98, 0.97]) == "falls"
+    assert direction([1.0, 1.01, 1.02, 1.03]) == "rises"
+
+
+def test_a_single_peak_or_trough_is_named():
+    improvement = [9.64, 25.4, 30.46, 32.34, 29.05, 26.42]              # denoising at unseen noise levels
+    assert direction(improvement) == "peaks" and direction([1.0, 3.0, 2.0]) == "peaks"
+    assert direction([202.958, 15.685, 111.343, 129.328]) == "dips"     # classifier-FID against γ
+    assert str(trend([0.2, 0.4, 0.5, 0.6, 0.8, 1.0], improvement, ".1f", "σ = ")) == \
+        "rises from 9.6 at σ = 0.2 to a peak of 32.3 at σ = 0.6, then falls to 26.4 at σ = 1"
+    assert str(trend([0.0, 1.0, 5.0, 7.0], [202.958, 15.685, 111.343, 129.328], ".1f", "γ = ")) == \
+        "falls from 203.0 at γ = 0 to a low of 15.7 at γ = 1, then rises to 129.3 at γ = 7"
+
+
+def test_a_share_that_tops_out_says_where():
+    gammas = [0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0]
+    accuracy = [0.0988, 0.9524, 0.9996, 1.0, 1.0, 0.9992, 0.996]
+    # an absolute tolerance of 0.1 points: the fall from 100 % to 99.6 % counts
+    assert str(trend(gammas, accuracy, "pct", "γ = ", rel_tol=0, abs_tol=0.001)) == \
+        "rises from 9.9 % at γ = 0 to a peak of 100.0 % at γ = 3–5, then falls to 99.6 % at γ = 10"
+    # inside a relative tolerance of 1 % it is still a rise, but the sentence says where the top is
+    assert str(trend(gammas, accuracy, "pct", "γ = ", 0.01)) == \
+        "rises from 9.9 % at γ = 0 to 100.0 % at γ = 3–5 and stays near that (99.6 % at γ = 10)"
+
+
+def test_a_noisy_curve_is_described_by_its_range_only():
+    assert direction([1.0, 3.0, 2.0, 4.0, 1.5]) == "mixed"
+    assert direction([19.96, 19.88, 19.67, 17.96, 19.46, 18.79]) == "mixed"   # falls, rises, falls again
+    assert str(trend([1, 2, 3, 4, 5], [1.0, 3.0, 2.0, 4.0, 1.5], ".1f")) == \
+        "moves without a steady trend, between 1.0 at 1 and 4.0 at 4"
 
 
 def test_trend_sentences():
@@ -20,14 +53,16 @@ def test_trend_sentences():
         "falls from 73.0 % at t = 75 to 47.0 % at t = 225"
     assert str(trend([75, 150, 225], [0.02, 0.02, 0.02], "pct", "t = ")) == "stays at about 2.0 % throughout"
     assert str(trend([0.0, 1.0, 10.0], [0.1, 1.0, 0.9], "pct", "γ = ")) == \
-        "moves without a steady trend, between 10.0 % at γ = 0 and 100.0 % at γ = 1"
+        "rises from 10.0 % at γ = 0 to a peak of 100.0 % at γ = 1, then falls to 90.0 % at γ = 10"
     assert str(trend([1, 2], [None, 3.0], ".1f")) == "stays at about 3.0"          # a missing value is skipped
 
 
 def test_comparisons_and_ratios():
     assert compare(73.0, 70.2, 0.05) == "about the same as" and compare(80.0, 70.0, 0.05) == "higher than"
     assert compare(1, 2, words=("more", "less", "as much")) == "less"
-    assert times(0.25, 0.00827) == "30×" and times(2.0, 1.0) == "2.0×" and times(1.0, 0) == "—"
+    # one decimal below 100, as the tables print ratios: 0.25 / 0.008195 and 0.25 / 0.00821 read alike
+    assert times(0.25, 0.008195474743843079) == times(0.25, 0.00821) == "30.5×"
+    assert times(0.0673, 0.000108) == "623×" and times(2.0, 1.0) == "2.0×" and times(1.0, 0) == "—"
 
 
 # ---- the captions of real pages ------------------------------------------------------------------------------
@@ -94,3 +129,41 @@ def test_out_of_distribution_shows_no_ratio_without_noise(quick_run):
     assert zero[4].strip() == "—"                                      # σ = 0: nothing to improve on, no ratio
     digits = m["metrics"]["test_digits"]["value"]
     assert f"{digits:,} test digits" in text and " 0 test digits" not in text
+
+
+FULL_OOD = [[0.0, 0.0, 0.0035, None], [0.2, 0.04, 0.00415, 9.64], [0.4, 0.16, 0.0063, 25.4],
+            [0.5, 0.25, 0.00821, 30.46], [0.6, 0.36, 0.01113, 32.34], [0.8, 0.64, 0.02203, 29.05],
+            [1.0, 1.0, 0.03786, 26.42]]
+
+
+def test_out_of_distribution_claims_help_only_where_the_error_falls(quick_run):
+    import json
+
+    def edit(m):
+        table(m, "mse")["rows"] = [list(r) for r in FULL_OOD]
+        m["metrics"]["trained_sigma"]["value"] = 0.5
+    text = page(quick_run, "out-of-distribution", edit)       # at σ = 0 the output can only add error
+    assert "It lowers the error at every $\\sigma > 0$ we tried, most at $\\sigma = 0.6$" in text
+    assert "every noise level" not in text and "strokes.For" not in text and "000test" not in text
+    assert "The improvement rises from 9.6 at σ = 0.2 to a peak of 32.3 at σ = 0.6, then falls to 26.4 at σ = 1" in text
+    assert "1.4× its value at $\\sigma = 0.5$ (0.0082) at $\\sigma = 0.6$, 2.7× at $\\sigma = 0.8$ and 4.6× at $\\sigma = 1$" in text
+    assert "from $\\sigma = 0.8$ on, the denoised strokes" in text
+
+    # where the output's error is not below the input's, the lead names only the levels where it is
+    m = json.loads((quick_run.results / "out-of-distribution" / "manifest.json").read_text())
+    rows = table(m, "mse")["rows"]
+    helped = [r[0] for r in rows if r[2] < r[1]]
+    text = page(quick_run, "out-of-distribution", lambda m: None)
+    if len(helped) < len(rows) - 1:
+        levels = ", ".join(f"{s:g}" for s in helped)
+        assert f"It lowers the error only at $\\sigma \\in \\{{{levels}\\}}$" in text
+
+
+def test_the_noising_crossover_is_computed_from_the_ratios(quick_run):
+    def edit(m):                                # mean x² / σ² as recorded: mean x² = 0.0964, so σ* = 0.31
+        table(m, "snr")["rows"] = [[0.0, None], [0.2, 2.411], [0.4, 0.603], [1.0, 0.096]]
+    text = page(quick_run, "noising", edit)
+    assert "\\approx 0.31" in text and "between $\\sigma = 0.2$ and $\\sigma = 0.4$" in text
+    last = text[text.index("| 1 | "):].split("|")[2].strip()         # the table's cell at σ = 1
+    assert last.startswith("0.096") and f"to {last} at σ = 1" in text  # as many decimals as the table
+    assert "at σ = 0.4" not in text.split("##")[0]                # the lead names the crossover, not a grid level

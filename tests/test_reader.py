@@ -58,3 +58,18 @@ def test_configuration_says_what_zero_means():
     assert text.splitlines()[1] == "samples: 0"                       # other zeros mean zero
     nested = annotated_yaml({"base": {"data": {"train_images": 0, "test_images": 0}, "unet": {"hidden": 8}}}, sizes)
     assert "training split (10,000); test_images 0 = every digit of the test split (10,000)" in nested
+
+
+def test_a_measured_column_prints_with_one_number_of_decimals():
+    raw = manifest(tables=[{"key": "k", "title": "K", "columns": ["γ", "FID", "steps", "MSE"],
+                            "rows": [[0.0, 154.037, 300, 0.0379], [1.5, 8.299, 50, 0.00415], [10.0, 46.68, 10, 0.0063]]}])
+    cells = read_run(raw).table("k").cells()
+    assert [row[1] for row in cells] == ["154.04", "8.30", "46.68"]      # three digits at the smallest value
+    assert [row[3] for row in cells] == ["0.03790", "0.00415", "0.00630"]
+    assert [row[0] for row in cells] == [0.0, 1.5, 10.0]                 # settings print as given
+    assert [row[2] for row in cells] == [300, 50, 10]                    # so do counts
+
+
+def test_percentages_read_alike_from_metrics_and_tables():
+    run = read_run(manifest(metrics={"acc": {"value": 0.9912, "label": "accuracy", "fmt": ".1%"}}))
+    assert str(run.metric("acc")) == "99.1 %"

@@ -58,7 +58,7 @@ def test_links_and_labelled_rows():
     assert link("index.md", "part2/x.md") == "part2/x.md"
     rows = labelled({"train_speedup": 5.123, "device": "H200", "custom": 3, "nested": {"a": 1}}, BENCHMARKS)
     assert [(r.label, r.value) for r in rows] == [
-        ("Device", "H200"), ("Training speed-up", "5.12"), ("custom", "3")]
+        ("Device", "H200"), ("Training speed-up", "5.12×"), ("custom", "3")]
 
 
 def _page(path: Path, body: str) -> None:

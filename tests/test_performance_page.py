@@ -1,0 +1,130 @@
+"""The Performance page, the run history and the ablations page as a reader sees them: goals stated as
+goals, times in one format and one table, speed-ups with their unit, no commit outside the collapsed
+note, run columns told apart, cross-run claims computed from the runs."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from generator.performance_context import BENCHMARKS, commits_of, labelled, targets_of, utc, writeup_run
+from generator.render import fmt_duration
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = PROJECT_ROOT / "docs" / "results"
+
+
+# ---- what the page reads ------------------------------------------------------------------------------------
+def test_benchmark_rows_hide_the_commit_and_write_units():
+    rows = {r.label: r.value for r in labelled({"train_speedup": 6.35498, "sample_speedup": 5.1175,
+                                                "git_commit": "7aa53eb", "measured_at": "2026-11-27T09:23:50Z",
+                                                "custom": 3}, BENCHMARKS)}
+    assert rows["Training speed-up"] == "6.35×" and rows["Sampling speed-up"] == "5.12×"
+    assert rows["Measured at"] == "2026-11-27 09:23 UTC"
+    assert "Commit" not in rows and "7aa53eb" not in rows.values() and rows["custom"] == "3"
+    assert utc("2026-11-27T10:11:24Z") == "2026-11-27 10:11 UTC"
+
+
+def test_goals_read_as_goals_with_durations_and_no_commit():
+    summary = {"writeup_wall_s": 932.3, "writeup_gpus": 1, "writeup_git_commit": "b352c4b" + "0" * 33}
+    speed, sampling, writeup = targets_of({"train_speedup": 6.35498, "sample_1000_cfg_s": 1.306}, summary)
+    assert speed["what"].startswith("training at least 8× ") and speed["measured"] == "6.35×" and not speed["ok"]
+    assert sampling["measured"] == "1.31 s" and not sampling["ok"]
+    assert writeup["measured"] == fmt_duration(932.3) == "15 min 32 s" and not writeup["ok"]
+    assert writeup["what"].endswith("under 10 minutes on one GPU")
+    partial = targets_of(None, summary | {"writeup_sections": ["peer"], "writeup_wall_s": 100.0})[0]
+    assert partial["measured"] == "1 min 40 s, only peer" and not partial["ok"]
+    assert "commit" not in " ".join(str(v) for v in writeup_run(summary).values() if v)
+
+
+def test_the_commits_note_only_when_benchmark_and_results_differ():
+    summary = {"writeup_git_commit": "b352c4b9491486d571535f6705a983cc64586fc3"}
+    assert commits_of({"git_commit": "7aa53eb"}, summary) == {"benchmark": "7aa53eb", "results": "b352c4b"}
+    assert commits_of({"git_commit": "b352c4b"}, summary) is None
+    assert commits_of({}, summary) is None and commits_of({"git_commit": "7aa53eb"}, {}) is None
+
+
+# ---- the pages of the committed results -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    from experiments.pipeline import registry
+    from experiments.pipeline.staleness import statuses
+    from generator import TEMPLATES_DIR
+    from generator.inputs import load_results
+    from generator.pages import Pages
+    from generator.render import Renderer
+
+    results = load_results(RESULTS, [s.name for s in registry.all_sections()])
+    return Pages(Renderer(TEMPLATES_DIR), results, statuses(results.manifests), "results").render_all()
+
+
+def outside_notes(markdown: str) -> str:
+    """The page without its collapsed blocks (`??? note` admonitions and provenance <details>)."""
+    text = re.sub(r"<details.*?</details>", "", markdown, flags=re.S)
+    return re.sub(r"^\?\?\? .*\n(?:(?: {4}.*)?\n)*", "", text, flags=re.M)
+
+
+def test_performance_page_keeps_commits_and_internal_names_out_of_the_prose(pages):
+    page = pages["performance.md"]
+    run = json.loads((RESULTS / "run.json").read_text())
+    bench = json.loads((RESULTS / "benchmark.json").read_text())
+    shown = outside_notes(page)
+    for commit in (run["writeup_git_commit"], bench["git_commit"]):
+        assert commit[:7] not in shown
+    if bench["git_commit"][:7] != run["writeup_git_commit"][:7]:     # which code measured what: collapsed
+        assert page.count("??? note") == 1 and bench["git_commit"][:7] in page
+    for name in ("run.json", "benchmark.json", "python -m experiments", "Commit |"):
+        assert name not in page
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", page)             # time stamps written for people
+    assert not re.search(r"\d(?:\.\d+)?x\b", page)                       # speed-ups in ×, not x
+    assert "not yet met" in page or " met |" in page
+
+
+def test_performance_page_reconciles_the_wall_times_in_one_table(pages):
+    page = pages["performance.md"]
+    run = json.loads((RESULTS / "run.json").read_text())
+    wall, total = run["writeup_wall_s"], sum(run["section_wall_s"].values())
+    assert f"**{fmt_duration(wall)}**" in page and fmt_duration(wall) in page.split("## Our goals")[1]
+    if total > wall:
+        assert f"add up to {fmt_duration(total)}" in page and f"up to {run['writeup_per_gpu']} sections" in page
+    assert page.count("| Section |") == 1                                 # one table of section times
+    header = next(line for line in page.splitlines() if line.startswith("| Section |"))
+    assert "Started" in header and "Wall time" in header
+    assert ("GPU |" in header.replace("images/s", "")) == (run["writeup_gpus"] > 1)
+    assert ("least expected work left" in page) == (run["writeup_gpus"] > 1)
+    assert "| time-conditioned |" not in page                            # sections by their titles
+    reproduce = pages["reproduce.md"]
+    assert "Wall time" not in reproduce and "performance.md#time-per-section" in reproduce
+
+
+def test_history_tells_runs_apart_and_names_recipes_one_way(pages):
+    page = pages["history.md"]
+    assert "✓" not in page and "× floor" not in page
+    assert "predicting x0" not in page                                  # one notation: predicting x₀
+    if "## The ablations, run by run" in page:
+        header = next(line for line in page.split("## The ablations, run by run")[1].splitlines()
+                      if line.startswith("| Variant |"))
+        labels = [c.strip() for c in header.strip("|").split("|")][1:-1]
+        assert len(labels) == len(set(labels))
+        rows = page.split("## The ablations, run by run")[1]
+        assert not re.search(r"\| (?:— \|\s*){2,}", rows.split("| GroupNorm")[1].splitlines()[0])
+    better = json.loads((RESULTS / "better-recipe" / "manifest.json").read_text())["metrics"]
+    fid = better["fid_headline"]["value"]
+    draws = sorted((k, v["value"]) for k, v in better.items() if k.startswith("fid_headline_draw"))
+    words = f"FID {fid:.2f} ("
+    if len(draws) >= 2:
+        words += f"mean of {', '.join(f'{v:.2f}' for _, v in draws[:-1])} and {draws[-1][1]:.2f}; "
+    assert words + f"{better['fid_ratio_headline']['value']:.1f}× the FID of real digits)" in page
+    assert f"{100 * better['accuracy_headline']['value']:.1f} % read as the asked digit" in page
+
+
+def test_ablations_page_names_only_switches_that_hold_in_every_run(pages):
+    page = " ".join(pages["beyond/ablations.md"].split())
+    assert "switches lower the FID by more than 5 %" not in page
+    assert "Lower than the reference in every run:" in page and "Higher in every run:" in page
+    ev = json.loads((RESULTS / "evaluation" / "manifest.json").read_text())["metrics"]
+    abl = json.loads((RESULTS / "ablations" / "manifest.json").read_text())
+    ref = next(t for t in abl["tables"] if t["key"] == "ablations")["rows"][0][3]
+    assert f"FID {ev['fid_time_conditioned']['value']:.1f} against {ref:.1f} for the reference" in page
