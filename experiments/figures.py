@@ -164,13 +164,17 @@ def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Seq
     plt.close(fig)
 
 
-def smooth(values: Sequence[float], window: int) -> np.ndarray:
+def smooth(values: Sequence[float], window: int, geometric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, centred moving average) where the whole window fits: a trailing average lags behind a
+    falling loss and sits above it, and a warm-up over a shorter window bends the curve's start. On a
+    log axis the average is geometric, so a steep exponential fall is not pulled up by its first steps."""
     v = np.asarray(values, dtype=float)
+    steps = np.arange(1, len(v) + 1)
     if window <= 1 or len(v) < window:
-        return v
+        return steps, v
     kernel = np.ones(window) / window
-    head = np.cumsum(v[: window - 1]) / np.arange(1, window)
-    return np.concatenate([head, np.convolve(v, kernel, mode="valid")])
+    averaged = np.exp(np.convolve(np.log(v), kernel, mode="valid")) if geometric else np.convolve(v, kernel, mode="valid")
+    return steps[window // 2: window // 2 + len(averaged)], averaged
 
 
 @redrawable
@@ -181,8 +185,10 @@ def save_loss_curve(path: Path, losses: Sequence[float], steps_per_epoch: int, t
     steps = np.arange(1, len(losses) + 1)
     ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.7, label="per step")
     window = max(1, min(100, len(losses) // 20))
-    ax.plot(steps, smooth(losses, window), color="tab:blue", linewidth=1.6, label=f"moving average ({window})")
-    if log_y and min(losses) > 0:
+    log_y = log_y and min(losses) > 0
+    ax.plot(*smooth(losses, window, geometric=log_y), color="tab:blue", linewidth=1.6,
+            label=f"centred moving average ({window})")
+    if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer step"); ax.set_ylabel("loss"); ax.set_title(title)
     ax.grid(alpha=0.3); ax.legend(loc="upper right", fontsize=8)

@@ -70,3 +70,12 @@ def test_a_section_is_redrawn_in_place_and_its_status_says_why(quick_run, tmp_pa
     for figure in manifest["figures"]:
         figure["data"] = None
     assert staleness.section_status(section, {"time-conditioned": manifest}, None).state == staleness.STALE
+
+
+def test_the_loss_curve_average_is_centred_and_follows_an_exponential_fall():
+    losses = np.exp(-np.arange(200) / 20.0)                  # a clean exponential fall
+    steps, arithmetic = figures.smooth(losses, 21)
+    _, geometric = figures.smooth(losses, 21, geometric=True)
+    assert steps[0] == 11 and len(steps) == len(arithmetic) == 180  # centred: step 11 is the middle of 1..21
+    np.testing.assert_allclose(geometric, losses[steps - 1], rtol=1e-9)   # on a log axis it lies on the curve
+    assert np.all(arithmetic > losses[steps - 1])            # an arithmetic mean would sit above it
