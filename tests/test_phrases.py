@@ -167,3 +167,16 @@ def test_the_noising_crossover_is_computed_from_the_ratios(quick_run):
     last = text[text.index("| 1 | "):].split("|")[2].strip()         # the table's cell at σ = 1
     assert last.startswith("0.096") and f"to {last} at σ = 1" in text  # as many decimals as the table
     assert "at σ = 0.4" not in text.split("##")[0]                # the lead names the crossover, not a grid level
+
+
+def test_a_unit_follows_every_value_not_the_x():
+    from generator.phrases import trend
+    assert str(trend([75, 150, 225], [10.4, 8.0, 6.0], ".1f", "t = ", unit="dB")) == \
+        "falls from 10.4 dB at t = 75 to 6.0 dB at t = 225"
+    assert str(trend([1, 2], [5.0, 5.01], ".1f", "t = ", unit="dB")) == "stays at about 5.0 dB"
+
+
+def test_reaching_keeps_the_rows_whose_share_meets_the_goal():
+    from generator.phrases import reaching
+    rows = [{"g": 1, "acc": "95.24%"}, {"g": 2, "acc": 0.9996}, {"g": 3, "acc": None}]
+    assert [r["g"] for r in reaching(rows, "acc", 0.99)] == [2]
