@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,6 +24,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 DPI = 110
+LABEL_CHAR_IN = 0.085         # inches per character of an 11 pt label (DejaVu Sans, on average)
+ROW_LABEL_CHARS = 24          # longer row labels wrap: a two-line label takes less width from the digits
+# right-hand series of a line plot (dotted): each its own colour and marker, so several stay apart
+SECOND_STYLES = (("tab:red", "s"), ("tab:purple", "^"), ("tab:brown", "D"), ("tab:pink", "v"), ("tab:olive", "P"))
 DATA_SUFFIX = ".npz"                  # figure data: `<figure file>.npz` beside the figure
 DRAWERS: dict[str, Callable[..., None]] = {}    # function name -> the undecorated drawing function
 
@@ -123,6 +129,25 @@ def save_grid(path: Path, images: torch.Tensor, nrow: int, scale: int = 2) -> No
     iio.imwrite(path, _to_uint8(images, nrow, scale))
 
 
+def example_labels(n: int, item: str = "digit") -> list[str]:
+    """Row labels for the first n test images: 'test digit #1', ... ('digit 1' would read as the class 1)."""
+    return [f"test {item} #{i + 1}" for i in range(n)]
+
+
+def _wrap(label: str, chars: int) -> str:
+    """`label` broken at spaces into lines of at most `chars` characters (a longer word stays whole, and
+    so do 'x = 1' and 't ≤ 80'); the line breaks it already has are kept."""
+    # no-break spaces around '=' and '≤': textwrap breaks only at ASCII whitespace
+    kept = label.replace(" = ", "\u00a0=\u00a0").replace(" ≤ ", "\u00a0≤\u00a0")
+    lines = [textwrap.fill(line, chars, break_long_words=False, break_on_hyphens=False) or line
+             for line in kept.split("\n")]
+    return "\n".join(lines).replace("\u00a0", " ")
+
+
+def _lines(labels: Sequence[str]) -> list[str]:
+    return [line for label in labels for line in label.split("\n")]
+
+
 @redrawable
 def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Sequence[str],
                        col_labels: Sequence[str] | None = None, title: str | None = None,
@@ -130,7 +155,13 @@ def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Seq
     """A matplotlib figure: one row of digits per entry of `rows`, labelled on the left/top.
 
     Rows longer than `max_cols` wrap into blocks of `max_cols` columns (each block repeats the row labels
-    and carries its own column labels), so a long strip becomes a grid that stays legible at page width."""
+    and carries its own column labels), so a long strip becomes a grid that stays legible at page width.
+    Labels wrap at spaces: column labels to the width of a cell (so neighbours do not run into each
+    other), row labels past ROW_LABEL_CHARS; the figure widens for its row labels instead of shrinking
+    the digits."""
+    row_labels = [_wrap(label, ROW_LABEL_CHARS) for label in row_labels]
+    if col_labels is not None:
+        col_labels = [_wrap(label, max(4, int(cell / LABEL_CHAR_IN))) for label in col_labels]
     width = max(r.shape[0] for r in rows)
     if width > max_cols:
         blocks = range(0, width, max_cols)
@@ -142,7 +173,10 @@ def save_labelled_grid(path: Path, rows: Sequence[torch.Tensor], row_labels: Seq
         per_block = len(rows)
         col_labels = [list(col_labels) if col_labels is not None else None]
     n_rows, n_cols = len(rows), min(width, max_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.4, cell * n_rows + (0.5 if title else 0.2)),
+    label_width = max(1.4, LABEL_CHAR_IN * max(len(line) for line in _lines(row_labels)) + 0.3)
+    title_lines = sum(max((label.count("\n") for label in labels), default=0) for labels in col_labels if labels)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + label_width,
+                                                      cell * n_rows + (0.5 if title else 0.2) + 0.2 * title_lines),
                              squeeze=False)
     for i, row in enumerate(rows):
         labels = col_labels[i // per_block]
@@ -218,8 +252,8 @@ def save_line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[fl
     handles, labels = ax.get_legend_handles_labels()
     if second:
         ax2 = ax.twinx()
-        for name, ys in second["series"].items():
-            ax2.plot(x, ys, marker="s", linestyle=":", color="tab:red", label=name)
+        for (name, ys), (color, marker) in zip(second["series"].items(), itertools.cycle(SECOND_STYLES)):
+            ax2.plot(x, ys, marker=marker, linestyle=":", color=color, label=name)
         ax2.set_ylabel(second["ylabel"])
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2

@@ -74,11 +74,11 @@ def run(ctx: Context) -> None:
 
     out = ctx.out
     rows, labels_rows = [], []
-    for d in range(cfg.digits):
+    for d, example in enumerate(figures.example_labels(cfg.digits)):
         for j, s in enumerate(ts):
             i = j * n + d
             rows.append(torch.stack([x0[d]] + [v[i] for v in results.values()]))
-            labels_rows.append(f"digit {d + 1}, t = {s}")
+            labels_rows.append(f"{example}, t = {s}")
     figures.save_labelled_grid(out.path("denoising.png"), rows, labels_rows, ["clean"] + list(METHODS))
     out.add_figure("denoising.png", "Classical vs learned denoising",
                    alt="Noisy digits denoised by Gaussian blur, one UNet step and iterative denoising")

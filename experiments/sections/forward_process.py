@@ -73,7 +73,7 @@ def run(ctx: Context) -> None:
     out = ctx.out
     shown = x0[: cfg.digits]
     grid = [torch.stack([x_t[j * n + i] for j in range(k)]) for i in range(shown.shape[0])]
-    figures.save_labelled_grid(out.path("forward.png"), grid, [f"digit {i + 1}" for i in range(len(grid))],
+    figures.save_labelled_grid(out.path("forward.png"), grid, figures.example_labels(len(grid)),
                                ["x₀"] + [f"t = {s}" for s in ts[1:]])
     out.add_figure("forward.png", "The forward process", alt="Test digits at growing noise levels of the forward process")
     steps = torch.arange(lab.T, device=lab.device)

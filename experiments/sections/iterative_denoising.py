@@ -64,14 +64,14 @@ def run(ctx: Context) -> None:
     frames = [f for f, s in zip(main.frames, main.frame_steps) if s >= 0]
     frame_t = [s for s in main.frame_steps if s >= 0]
     rows = [torch.stack([x_t[i]] + [f[i] for f in frames] + [main.x0[i]]) for i in range(d)]
-    figures.save_labelled_grid(out.path("trajectory.png"), rows, [f"digit {i + 1}" for i in range(d)],
+    figures.save_labelled_grid(out.path("trajectory.png"), rows, figures.example_labels(d),
                                [f"t = {t_start}"] + [f"t = {s}" for s in frame_t] + ["result"])
     out.add_figure("trajectory.png", "Iterative denoising, step by step",
                    alt="Noisy digits becoming clean over the steps of iterative denoising")
     figures.save_gif(out.path("trajectory.gif"), [x_t[:d]] + [f[:d] for f in main.frames], nrow=min(d, cfg.per_row))
     out.add_figure("trajectory.gif", "The loop as an animation", kind="gif", alt="Animation of iterative denoising")
     compare = [torch.stack([x0[i], x_t[i], main.x0[i], one_step[i], blurred[i]]) for i in range(d)]
-    figures.save_labelled_grid(out.path("compare.png"), compare, [f"digit {i + 1}" for i in range(d)],
+    figures.save_labelled_grid(out.path("compare.png"), compare, figures.example_labels(d),
                                ["original", f"noisy (t = {t_start})", "iterative", "one step",
                                 f"blur σ = {cfg.blur_sigma:g}"])
     out.add_figure("compare.png", "Iterative vs one step vs blur",

@@ -27,7 +27,7 @@ def run(ctx: Context) -> None:
     eps = torch.randn(x.shape, generator=ctx.generator(), device=x.device)
     rows = [torch.stack([x[i] + s * eps[i] for s in cfg.sigmas]) for i in range(x.shape[0])]
     data = ctx.data
-    figures.save_labelled_grid(ctx.out.path("noising.png"), rows, [f"{data.item} {i + 1}" for i in range(len(rows))],
+    figures.save_labelled_grid(ctx.out.path("noising.png"), rows, figures.example_labels(len(rows), data.item),
                                [f"σ = {s:g}" for s in cfg.sigmas])
     ctx.out.add_figure("noising.png", "Noising", alt=f"Grid of {data.title} test {data.items} with increasing noise")
     snr = [(x.pow(2).mean() / (s**2)).item() if s > 0 else float("inf") for s in cfg.sigmas]

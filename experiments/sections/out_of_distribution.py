@@ -43,9 +43,9 @@ def run(ctx: Context) -> None:
         outputs.append(out[: cfg.show_digits])
     # one pair of rows per digit (noisy, denoised), one column per σ: a near-square grid
     rows, labels = [], []
-    for i in range(min(cfg.show_digits, len(test))):
+    for i, example in enumerate(figures.example_labels(min(cfg.show_digits, len(test)))):
         rows += [torch.stack([x[i] for x in inputs]), torch.stack([y[i] for y in outputs])]
-        labels += [f"digit {i + 1}, noisy", f"digit {i + 1}, denoised"]
+        labels += [f"{example}, noisy", f"{example}, denoised"]
     figures.save_labelled_grid(ctx.out.path("ood.png"), rows, labels, [f"σ = {s:g}" for s in cfg.sigmas])
     ctx.out.add_figure("ood.png", "Denoising at unseen noise levels", alt="Noisy inputs and denoised outputs for several sigma")
     ctx.out.add_table("mse", f"Test MSE per σ ({len(test):,} test digits; trained at σ = {trained_sigma:g})",

@@ -142,6 +142,11 @@ def run(ctx: Context) -> None:
     noisy_test_digits(ctx, cfg, peer, ours, dcfg)
 
 
+def steps_label(k: int) -> str:
+    """'1 step', '5 steps': a row label."""
+    return f"{k} step{'s' if k != 1 else ''}"
+
+
 def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: PeerUNet, fid_peer: float,
                         peer_s: float, T_ours: int) -> None:
     out, n, m = ctx.out, cfg.samples, ours["metrics"]
@@ -192,7 +197,7 @@ def sweep(ctx: Context, cfg: PeerSectionConfig, ev, ours: torch.nn.Module, dcfg:
                        kind="plot")
     for name in names:
         file = "sweep_" + name.replace(", ", "_").replace(" (", "_").replace(")", "").replace(" ", "_").lower() + ".png"
-        figures.save_labelled_grid(ctx.out.path(file), grids[name], [f"{k} steps" for k in steps])
+        figures.save_labelled_grid(ctx.out.path(file), grids[name], [steps_label(k) for k in steps])
         ctx.out.add_figure(file, f"{name}: 1 to {steps[-1]} steps", group="Inference steps",
                            alt=f"Digits sampled with increasing numbers of steps by {name}")
 
@@ -267,7 +272,7 @@ def noisy_test_digits(ctx: Context, cfg: PeerSectionConfig, peer: torch.nn.Modul
         grids["ours"].append(mine[:shown])
         grids["peer"].append(theirs[:shown])
         rows.append([k, psnr(mine.clamp(0, 1), x0).mean(), psnr(theirs.clamp(0, 1), x0).mean()])
-    labels = ["clean", "noisy"] + [f"{k} step{'s' if k > 1 else ''}" for k in steps]
+    labels = ["clean", "noisy"] + [steps_label(k) for k in steps]
     for who, title in (("ours", f"Our model, from t = {t_ours} of {dcfg.T}"),
                        ("peer", f"The peer, from t = {t_peer} of {cfg.peer.num_train_timesteps}")):
         figures.save_labelled_grid(ctx.out.path(f"noisy_{who}.png"), grids[who], labels)
