@@ -58,11 +58,6 @@ def describe_changes(base: DDPMConfig, cfg: DDPMConfig) -> str:
     return ", ".join(f"{key} = {value}" for key, value in diff.items()) or "—"
 
 
-def short_changes(base: DDPMConfig, cfg: DDPMConfig) -> str:
-    """'norm=group epochs=80' ('reference' when nothing changes): a row label for figures."""
-    return " ".join(f"{key.split('.')[-1]}={value}" for key, value in changes(base, cfg).items()) or "reference"
-
-
 def check_variants(base: DDPMConfig, variants: tuple[Variant, ...]) -> None:
     """Distinct names, valid configs, and every variant but one (the base itself) a real change."""
     _require(len(variants) > 0, "at least one variant is needed")

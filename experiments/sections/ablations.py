@@ -14,22 +14,23 @@ from experiments.core.section import Context, Section
 from experiments.core.models.unet import count_parameters
 from experiments.core.judging import judge, sample_set
 from experiments.core.ddpm import DDPMConfig, prepare_for_sampling, quick_ddpm
-from experiments.core.variants import Variant, check_variants, describe_changes, make_trainer, short_changes, switch
+from experiments.core.variants import Variant, check_variants, describe_changes, make_trainer, switch
 from experiments.core.training import train_together
 
 REFERENCE = "reference"
+REFERENCE_MARK = " ✓"       # marks the reference's row of the table; the figure's rows need no mark
 
 
 def ablation_variants(base: DDPMConfig, ema_decay: float = 0.999) -> tuple[Variant, ...]:
     """The reference and one variant per design choice (names keep the metric keys of earlier runs)."""
     decay = f"{ema_decay:g}".replace(".", "_")
     return (
-        Variant(REFERENCE, "reference configuration ✓", base),
+        Variant(REFERENCE, f"reference configuration{REFERENCE_MARK}", base),
         Variant("unet_residual_true", "residual connections in the conv blocks", switch(base, unet={"residual": True})),
         Variant("unet_norm_group", "GroupNorm instead of BatchNorm", switch(base, unet={"norm": "group"})),
-        Variant("unet_final_kernel_1", "1x1 final conv instead of 3x3", switch(base, unet={"final_kernel": 1})),
+        Variant("unet_final_kernel_1", "1×1 final conv instead of 3×3", switch(base, unet={"final_kernel": 1})),
         Variant("diffusion_t_per_batch", "one t per batch instead of per sample", switch(base, diffusion={"t_per": "batch"})),
-        Variant("diffusion_predict_x0", "predict x0 instead of eps", switch(base, diffusion={"predict": "x0"})),
+        Variant("diffusion_predict_x0", "predicting x₀ instead of the noise ε", switch(base, diffusion={"predict": "x0"})),
         Variant(f"train_ema_decay_{decay}", f"EMA of the weights (decay {ema_decay:g})",
                 switch(base, train={"ema_decay": ema_decay})),
     )
@@ -75,7 +76,7 @@ def run(ctx: Context) -> None:
         rows.append([variant.label, describe_changes(cfg.base, variant.config), round(final_loss, 5),
                      round(fid, 3), None, round(wall, 1), params])
         grid.append(images[:cfg.shown])
-        labels.append(short_changes(cfg.base, variant.config))
+        labels.append(variant.label.removesuffix(REFERENCE_MARK))     # the table's words, in the figure
         ctx.out.add_metric(f"fid_{variant.name}", fid, f"FID, {variant.label}", ".2f")
         ctx.out.add_metric(f"final_loss_{variant.name}", final_loss, f"Final loss, {variant.label}", ".4f")
         ctx.out.add_metric(f"parameters_{variant.name}", params, f"Parameters, {variant.label}", ",d")

@@ -58,8 +58,20 @@ class Sampler:
 
     def describe(self) -> str:
         """'γ = 1.5 for t in [0, 80], class-matched start, x0 clipped'."""
-        extra = ([] if self.start == "noise" else [STARTS[self.start]]) + (["x0 clipped"] if self.clip_x0 else [])
-        return ", ".join([self.guidance.describe(), *extra])
+        return ", ".join([self.guidance.describe(), *self._extras("x0 clipped")])
+
+    def label(self) -> str:
+        """'γ = 1.5 for t ≤ 80' / 'class-matched start' / 'x̂₀ clipped', one line each: a figure's row
+        label (`describe` is what tables and metrics record, and the pages read back)."""
+        g = self.guidance
+        head = f"γ = {g.scale:g}"
+        if g.interval is not None:
+            lo, hi = g.interval
+            head += f" for t ≤ {hi}" if lo == 0 else f" for {lo} ≤ t ≤ {hi}"
+        return "\n".join([head, *self._extras("x̂₀ clipped")])
+
+    def _extras(self, clipped: str) -> list[str]:
+        return ([] if self.start == "noise" else [STARTS[self.start]]) + ([clipped] if self.clip_x0 else [])
 
 
 def _recipe(base: DDPMConfig, epochs: int, ema_decay: float) -> Variant:
@@ -205,8 +217,7 @@ def record_grid(ctx: Context, cfg: BetterRecipeConfig, ev, points: dict[Sampler,
         out.add_figure("fid_vs_gamma.png", "FID against guidance",
                        alt="Line plot of FID against guidance scale for the better recipe", kind="plot")
     figures.save_labelled_grid(out.path("samples.png"), [j.images[:cfg.shown] for j in points.values()],
-                               [str(s.guidance) + ("" if s.start == "noise" else f" {s.start}") +
-                                (" clip" if s.clip_x0 else "") for s in points],
+                               [s.label() for s in points],
                                [str(d) for d in range(cfg.shown)])
     out.add_figure("samples.png", "Digits for every guidance setting and sampler",
                    alt="One sample per digit for each guidance setting and sampler of the better recipe")
