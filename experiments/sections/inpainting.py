@@ -18,6 +18,7 @@ from experiments.core.diffusion.tricks import inpaint_projection
 from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, pick_best
 
 MASKS = ("top", "bottom", "left", "right", "centre")
+MASK_GREY = 0.6         # the hole's shade in the figure's mask column (black: the pixels kept)
 
 
 def make_mask(kind: str, device: torch.device) -> torch.Tensor:
@@ -80,7 +81,8 @@ def run(ctx: Context) -> None:
     # rule: the highest classifier probability of the asked class, among digits asked for a new class
     best = pick_best(torch.where(new > 0, p_asked.view(k, n), torch.full_like(new, -1.0)))
     hole = torch.where(mask, torch.zeros_like(x_orig), x_orig)
-    best_rows = [torch.stack([x_orig[b], mask[b].float(), hole[b], x0[b]]) for b in best]
+    # the hole in grey, not white: a white hole on the figure's white ground would hide the tile's edge
+    best_rows = [torch.stack([x_orig[b], MASK_GREY * mask[b].float(), hole[b], x0[b]]) for b in best]
     figures.save_labelled_grid(out.path("best.png"), best_rows, [f"{m} hole" for m in cfg.masks],
                                ["original", "mask", "hole to fill", "inpainted"])
     out.add_figure("best.png", "Inpainting, best example per mask",

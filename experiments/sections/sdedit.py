@@ -21,6 +21,8 @@ from experiments.core.metrics import psnr
 from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, parse_pairs
 from experiments.core.strokes import DRAWINGS, draw
 
+START = "start step i"      # the column of the strided index i the loop starts from (its key stays i_start)
+
 
 @dataclass(frozen=True)
 class SDEditConfig(SamplingConfig):
@@ -101,7 +103,7 @@ def run(ctx: Context) -> None:
         figures.save_labelled_grid(out.path(file), rows, row_labels, cols)
         out.add_figure(file, title, alt=alt)
 
-    grid("sdedit_test.png", list(range(cfg.shown)), [f"digit {b + 1}" for b in range(cfg.shown)],
+    grid("sdedit_test.png", list(range(cfg.shown)), figures.example_labels(cfg.shown),
          "SDEdit on test digits", "Test digits re-imagined by SDEdit from several noise levels")
     first_copy = [parts[0] + k * cfg.drawn_seeds for k in range(len(cfg.drawings))]
     grid("sdedit_drawn.png", first_copy, [f"drawn {d}" for d in cfg.drawings], "SDEdit on digits drawn by code",
@@ -110,37 +112,38 @@ def run(ctx: Context) -> None:
     grid("edits.png", first_edit, [f"{s} → {t}" for s, t in pairs], "Class-conditional edits",
          "Test digits edited into another digit class")
 
-    figures.save_line_plot(out.path("psnr_vs_istart.png"), list(cfg.i_starts),
+    # against the starting step t, as the page speaks of it (the strided index i only says where in the list)
+    figures.save_line_plot(out.path("psnr_vs_istart.png"), t_of,
                            {"test digits": [r[0] for r in summary], "drawn digits": [r[3] for r in summary],
-                            "edits": [r[6] for r in summary]}, "i_start (larger = less noise added)",
+                            "edits": [r[6] for r in summary]}, "starting step t (larger = more noise added)",
                            "PSNR to the input (dB)", "How close SDEdit stays to its input",
                            second={"ylabel": "read as the target", "series": {
                                f"edit {s}→{t}": [row[k] for row in per_edit] for k, (s, t) in enumerate(pairs)}})
     out.add_figure("psnr_vs_istart.png", "Staying close vs changing", kind="plot",
-                   alt="PSNR to the input and edit success against i_start")
+                   alt="PSNR to the input and edit success against the starting step")
 
     out.add_table("test_digits", f"SDEdit on {n} test digits",
-                  {"i_start": "i_start", "t": "t", "psnr_to_input_db": "PSNR to input (dB)",
+                  {"i_start": START, "t": "t", "psnr_to_input_db": "PSNR to input (dB)",
                    "mean_change": "mean |change|", "read_as_its_own_digit": "read as its own digit"},
                   [[i, t, round(r[0], 2), round(r[1], 4), round(r[2], 4)]
                    for i, t, r in zip(cfg.i_starts, t_of, summary)])
     out.add_table("drawn", f"SDEdit on {parts[1]} code-drawn digits ({cfg.drawn_seeds} jittered copies of "
                   f"{', '.join(cfg.drawings)})",
-                  {"i_start": "i_start", "t": "t", "psnr_to_input_db": "PSNR to input (dB)",
+                  {"i_start": START, "t": "t", "psnr_to_input_db": "PSNR to input (dB)",
                    "read_as_the_drawn_digit": "read as the drawn digit", "classifier_confidence": "classifier confidence"},
                   [["input", "", "", round(drawn_read, 4), round(drawn_conf, 4)]] +
                   [[i, t, round(r[3], 2), round(r[4], 4), round(r[5], 4)]
                    for i, t, r in zip(cfg.i_starts, t_of, summary)])
     edit_keys = {f"{s}_to_{t}_read_as_{t}": f"{s}→{t} read as {t}" for s, t in pairs}
     out.add_table("edits", f"Class-conditional edits, {n} source digits each ({cfg.guidance.describe()})",
-                  {"i_start": "i_start", "t": "t", **edit_keys, "psnr_to_input_db": "PSNR to input (dB)"},
+                  {"i_start": START, "t": "t", **edit_keys, "psnr_to_input_db": "PSNR to input (dB)"},
                   [[i, t] + [round(v, 4) for v in pe] + [round(r[6], 2)]
                    for i, t, pe, r in zip(cfg.i_starts, t_of, per_edit, summary)])
     for k, (i, r) in enumerate(zip(cfg.i_starts, summary)):
-        out.add_metric(f"psnr_test_i{i}", r[0], f"PSNR to the test digit, i_start = {i} (dB)", ".2f")
+        out.add_metric(f"psnr_test_i{i}", r[0], f"PSNR to the test digit, {START} = {i} (dB)", ".2f")
         out.add_metric(f"edit_success_i{i}", sum(per_edit[k]) / len(pairs),
-                       f"Edits read as the target, i_start = {i}", ".1%")
-    out.add_metric("test_digits", n, "Test digits per i_start", "d")
+                       f"Edits read as the target, {START} = {i}", ".1%")
+    out.add_metric("test_digits", n, "Test digits per start step", "d")
 
 
 FULL = SDEditConfig()
