@@ -273,8 +273,8 @@ QUICK = BetterRecipeConfig(
 
 SECTION = Section(
     name="better-recipe", title="Closing the FID gap: a better class-conditioned recipe", part="evaluation",
-    summary="Trains the class-conditioned model with the recipe the search chose (GroupNorm, EMA, x0 prediction, "
-            "80 epochs) and guides only in an interval of t: FID and class accuracy against the targets.",
+    summary="Trains the class-conditioned model with a better recipe (GroupNorm, EMA, predicting x0, 80 "
+            "epochs) and guides only the last steps: FID and class accuracy against our goals.",
     profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",), reads_dependencies_late=True)
 
 __all__ = ["SECTION"]

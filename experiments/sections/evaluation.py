@@ -256,7 +256,7 @@ def record_memorisation(ctx: Context, test: torch.Tensor, train: torch.Tensor, t
     rows = [[k, len(v), round(float(v.median()), 3), round(float(v.quantile(0.05)), 3),
              _pct(float((v < close).float().mean()))] for k, v in near.items()]
     out.add_table("memorisation", "Nearest training digit", ["digits", "count", "median", "5th percentile",
-                  f"closer than {close:.3f}"], rows)
+                  f"share nearer than 99 % of test digits ({close:.3f})"], rows)
     bins = torch.linspace(0, max(float(v.max()) for v in near.values()), 41)
     out.add_series("memorisation.json", "Histogram of nearest-training distances",
                    {"bins": bins.tolist(), **{k: torch.histogram(v.float(), bins).hist.tolist()
