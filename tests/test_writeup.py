@@ -168,6 +168,18 @@ def test_spread_gives_the_same_results_in_one_process_or_several():
 
 # ---- the command -----------------------------------------------------------------------------------
 
+def test_every_section_gets_a_fresh_worker_process():
+    """A worker never runs a second section: what one leaves in its process (compiled code, CUDA graphs,
+    the current GPU) must not reach a section that may run on another GPU."""
+    import os
+
+    from experiments.pipeline.writeup import section_pool
+
+    with section_pool(2, initializer=None) as pool:
+        pids = [pool.submit(os.getpid).result() for _ in range(4)]
+    assert len(set(pids)) == 4 and os.getpid() not in pids
+
+
 def test_writeup_per_gpu_must_be_positive(tmp_path, capsys):
     code, out, err = call(["writeup", "--profile", "quick", "--per-gpu", "0", "--out", str(tmp_path / "r"),
                            "--work-dir", str(tmp_path / "w")], capsys)

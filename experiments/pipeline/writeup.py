@@ -65,6 +65,14 @@ def _warm_worker() -> None:
     registry.all_sections()
 
 
+def section_pool(workers: int, initializer: Callable[[], None] | None = _warm_worker) -> ProcessPoolExecutor:
+    """Worker processes for sections, a fresh one for every section: nothing a section leaves in its
+    process (compiled code, captured CUDA graphs, the current device) can reach the next one, which
+    may run on another GPU. Replacements start, and warm up, while the running sections work."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=initializer, max_tasks_per_child=1)
+
+
 def _run_in_worker(name: str, opts: RunOptions, device: str, threads: int, wait_for: Callable,
                    spare_devices: Callable) -> float:
     """A worker process runs one section on `device` (no recovery sweep: siblings are writing beside it)."""
@@ -96,8 +104,7 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
     threads = cpu_threads(gpus * per_gpu)
     running: dict[Future, str] = {}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=gpus * per_gpu, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_warm_worker) as pool:
+    with section_pool(gpus * per_gpu) as pool:
         while not planner.finished():
             for name, gpu in planner.place(time.perf_counter() - t0):
                 device = f"cuda:{gpu}" if device_type == "cuda" else "cpu"
