@@ -11,7 +11,7 @@ from pathlib import Path
 from experiments.pipeline.destination import DEFAULT_DATASET, Dataset, dataset_of, get_dataset
 from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json
-from experiments.pipeline.archive import load_archive
+from experiments.pipeline.archive import load_archive, load_run_records
 from generator.reader import SectionRun, Summary, read_run
 from generator.resultfiles import check_files
 
@@ -37,6 +37,7 @@ class Results:
     summary: dict | None
     benchmark: dict | None
     archive: dict[str, list[dict]] = field(default_factory=dict)
+    run_records: list[dict] = field(default_factory=list)   # earlier whole-writeup runs, oldest first
 
     @property
     def dataset(self) -> Dataset:
@@ -107,4 +108,4 @@ def load_results(root: Path, sections: list[str]) -> Results:
         check_manifest(root / name / "manifest.json", m)
         manifests[name] = m
     return Results(root, manifests, load_results_json(root / SUMMARY), load_results_json(root / BENCHMARK),
-                   load_archive(root))
+                   load_archive(root), load_run_records(root))

@@ -23,7 +23,7 @@ from generator.inputs import Results
 from generator.labels import DEFAULT_EMA, recipe_label
 from generator.overlap import mean_others, shared_device
 from generator.performance_context import (BENCHMARKS, commits_of, labelled, quality_of, targets_of, utc,
-                                           writeup_run)
+                                           writeup_run, writeup_runs)
 from generator.phrases import GLOBALS
 from generator.reader import SectionRun, Summary
 from generator.render import Renderer
@@ -133,7 +133,9 @@ class Pages:
                                            benchmark=labelled(self.results.benchmark, BENCHMARKS),
                                            commits=commits_of(self.results.benchmark, self.results.summary),
                                            quality=quality_of(self.results.benchmark),
-                                           targets=targets_of(self.results.benchmark, self.results.summary),
+                                           targets=targets_of(self.results.benchmark, self.results.summary,
+                                                              self.results.run_records),
+                                           writeup_runs=writeup_runs(self.results.summary, self.results.run_records),
                                            run=self.writeup_context(), rows=self.performance_rows())
         return pages
 

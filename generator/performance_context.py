@@ -121,8 +121,29 @@ def commits_of(benchmark: dict | None, summary: dict | None) -> dict[str, str] |
     return {"benchmark": bench[:7], "results": results[:7]}
 
 
-def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
-    """The project's speed goals against what was measured (only those with a measurement)."""
+def _writeup_goal(gpus: int) -> int:
+    """The wall-time goal (seconds) for a run on `gpus` GPUs."""
+    return WRITEUP_TARGETS[max(k for k in WRITEUP_TARGETS if gpus >= k)]
+
+
+def writeup_runs(summary: dict | None, earlier: list[dict] | None = None) -> list[dict]:
+    """Every recorded whole-writeup run, newest first (the current one, then the archived ones), each
+    with its phrases, wall time, goal and whether it met it; commits stay out (provenance)."""
+    records = [r for r in [*(earlier or []), summary] if r and isinstance(r.get("writeup_wall_s"), (int, float))]
+    out = []
+    for record in sorted(records, key=lambda r: str(r.get("writeup_finished_at") or ""), reverse=True):
+        run = writeup_run(record)
+        limit = _writeup_goal(run["gpu_count"])
+        finished = record.get("writeup_finished_at")
+        out.append({**run, "wall_s": record["writeup_wall_s"], "goal_s": limit,
+                    "finished_at": utc(finished) if finished else None, "current": record is summary,
+                    "ok": record["writeup_wall_s"] < limit and not run["partial"]})
+    return out
+
+
+def targets_of(benchmark: dict | None, summary: dict | None, earlier: list[dict] | None = None) -> list[dict]:
+    """The project's speed goals against what was measured (only those with a measurement); for the
+    whole writeup, one row per goal, from the latest run it applies to (current or archived)."""
     out = []
     if benchmark and benchmark.get("train_speedup") is not None:
         out.append({"what": f"training at least {TRAIN_SPEEDUP_TARGET}× the plain loop's images/s "
@@ -132,14 +153,14 @@ def targets_of(benchmark: dict | None, summary: dict | None) -> list[dict]:
     if benchmark and benchmark.get("sample_1000_cfg_s") is not None:
         out.append({"what": "1,000 guided samples over 300 steps in under 1 s",
                     "ok": benchmark["sample_1000_cfg_s"] < 1, "measured": f"{benchmark['sample_1000_cfg_s']:.2f} s"})
-    if summary and isinstance(summary.get("writeup_wall_s"), (int, float)):
-        run = writeup_run(summary)
-        gpus = summary.get("writeup_gpus") or 1        # runs recorded before the GPU count: one GPU
-        limit = WRITEUP_TARGETS[max(k for k in WRITEUP_TARGETS if gpus >= k)]
+    latest: dict[int, dict] = {}
+    for run in writeup_runs(summary, earlier):            # newest first: the first run for each goal counts
+        latest.setdefault(_writeup_goal(run["gpu_count"]), run)
+    for limit, run in sorted(latest.items(), reverse=True):
+        gpus = run["gpu_count"]
         # the goal names the number of GPUs already; a partial run says what it left out
-        measured = ", ".join(v for v in (fmt_duration(summary["writeup_wall_s"]), run["partial"]) if v)
-        # a partial run cannot meet a target set for the whole writeup
+        measured = ", ".join(v for v in (fmt_duration(run["wall_s"]), run["partial"]) if v)
         out.append({"what": f"the whole writeup with the reference hyperparameters in under {limit // 60} "
                             f"minutes on {'one GPU' if gpus == 1 else f'{gpus} GPUs'}",
-                    "ok": summary["writeup_wall_s"] < limit and not run["partial"], "measured": measured})
+                    "ok": run["ok"], "measured": measured if run["current"] else f"{measured} (an earlier run)"})
     return out

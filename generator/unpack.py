@@ -23,11 +23,12 @@ from experiments.pipeline import destination, registry
 from experiments.errors import UserError
 from experiments.pipeline.results import MANIFEST, load_manifest, load_results_json, run_tag, swap_in, writing
 from experiments.pipeline.summary import write_summary
-from experiments.pipeline.archive import ARCHIVE, archive
+from experiments.pipeline.archive import ARCHIVE, archive, archive_run_record
 from generator.inputs import BENCHMARK, SUMMARY, check_manifest
 from generator.tarsafe import Member, read_members, write_members
 
-RUN_FILES = ("run.json", BENCHMARK)      # results of the whole run, not of one section
+RUN_RECORD = "run.json"
+RUN_FILES = (RUN_RECORD, BENCHMARK)      # results of the whole run, not of one section
 KNOWN_FILES = (*RUN_FILES, SUMMARY)      # summary.json is rewritten here, never taken
 
 
@@ -67,8 +68,8 @@ def _layout(tarball: Path, members: list[Member], names: set[str]) -> Layout:
             sections.setdefault(head, []).extend([m] if len(rel) == 2 else [])
         elif len(rel) == 1 and head in KNOWN_FILES and not m.is_dir:
             run_files[head] = m
-        elif head == ARCHIVE and (len(rel) == 1 and m.is_dir or len(rel) == 2 and not m.is_dir):
-            continue                      # earlier runs' manifests: `build-site archive` takes those
+        elif head == ARCHIVE:
+            continue                      # earlier runs' records: `build-site archive` takes those
         else:
             raise UserError(f"cannot unpack {tarball}: {'/'.join(m.parts)} is neither a section's results "
                             f"(<section>/<file>) nor one of {', '.join(KNOWN_FILES)}")
@@ -163,5 +164,7 @@ def _swap_in(tarball: Path, top: Path, results: Path, chosen: list[str], takes: 
             raise UserError(f"cannot move the new {name} results into {results}: {exc}") from None
         done.append(Unpacked(name, manifests[name]["run_id"], kept))
     for file in takes:
+        if file == RUN_RECORD:
+            archive_run_record(results, file)     # the run this one replaces stays on the Performance page
         os.replace(top / file, results / file)    # one rename: the old file or the new one, never half
     return done

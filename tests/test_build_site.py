@@ -284,6 +284,34 @@ def test_unpack_swaps_in_new_results_and_archives_the_old(tree, tmp_path):
     assert code == 0, err
 
 
+def test_unpack_keeps_the_whole_writeup_run_it_replaces(tree, tmp_path):
+    """A new run.json sends the old one to archive/runs/ (the Performance page lists both); a tarball
+    that carries its own archive/runs/ is accepted, and its archive is not taken."""
+    def record(wall: float, gpus: int, finished: str, commit: str) -> dict:
+        return {"writeup_wall_s": wall, "writeup_gpus": gpus, "writeup_device": "NVIDIA H100 80GB HBM3",
+                "writeup_git_commit": commit * 40, "writeup_finished_at": finished, "writeup_sections": "all"}
+
+    (tree.results / "run.json").write_text(json.dumps(record(932.3, 1, "2026-11-27T10:11:24Z", "a")))
+    tarball = packed(tree, tmp_path, {"noising": {"run_id": "noising-new"}})
+    staging = tmp_path / "gpu-job" / "results"
+    (staging / "run.json").write_text(json.dumps(record(480.2, 4, "2026-11-27T12:23:10Z", "b")))
+    (staging / "archive" / "runs").mkdir(parents=True)
+    (staging / "archive" / "runs" / "run-x.json").write_text("{}")
+    from experiments.pipeline.writeup import pack
+
+    pack(staging, tarball)
+    code, _, err = run_cli(*unpack_args(tree, tarball))
+    assert code == 0, err
+    assert json.loads((tree.results / "run.json").read_text())["writeup_gpus"] == 4
+    [kept] = (tree.results / "archive" / "runs").iterdir()
+    assert kept.name == f"run-20261127T101124Z-{'a' * 12}.json" and json.loads(kept.read_text())["writeup_gpus"] == 1
+    code, _, err = run_cli(*build_args(tree))
+    assert code == 0, err
+    page = (tree.site / "performance" / "index.html").read_text()
+    assert "under 10 minutes on one GPU" in page and "15 min 32 s (an earlier run)" in page
+    assert "under 5 minutes on 4 GPUs" in page and "8 min 00 s" in page
+
+
 def test_unpack_checks_every_manifest_before_replacing_anything(tree, tmp_path):
     before = snapshot(tree.results)
     tarball = packed(tree, tmp_path, {"better-recipe": {"run_id": "better-recipe-new"}, "noising": None})

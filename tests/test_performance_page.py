@@ -39,6 +39,17 @@ def test_goals_read_as_goals_with_durations_and_no_commit():
     assert "commit" not in " ".join(str(v) for v in writeup_run(summary).values() if v)
 
 
+def test_each_writeup_goal_reads_the_latest_run_it_applies_to():
+    one = {"writeup_wall_s": 932.3, "writeup_gpus": 1, "writeup_finished_at": "2026-11-27T10:11:24Z"}
+    older = one | {"writeup_wall_s": 590.0, "writeup_finished_at": "2026-11-26T10:11:24Z"}
+    four = {"writeup_wall_s": 280.0, "writeup_gpus": 4, "writeup_finished_at": "2026-11-27T12:23:10Z"}
+    one_gpu, four_gpus = targets_of(None, four, [older, one])
+    assert four_gpus["what"].endswith("under 5 minutes on 4 GPUs") and four_gpus["ok"]
+    assert four_gpus["measured"] == "4 min 40 s"
+    assert one_gpu["what"].endswith("under 10 minutes on one GPU") and not one_gpu["ok"]   # the latest, not the best
+    assert one_gpu["measured"] == "15 min 32 s (an earlier run)"
+
+
 def test_the_commits_note_only_when_benchmark_and_results_differ():
     summary = {"writeup_git_commit": "b352c4b9491486d571535f6705a983cc64586fc3"}
     assert commits_of({"git_commit": "7aa53eb"}, summary) == {"benchmark": "7aa53eb", "results": "b352c4b"}

@@ -5,6 +5,8 @@ So every run (and `build-site unpack`) first copies the manifest it replaces (JS
 into `<results>/archive/`, and `build-site archive` does it by hand, so the pages can still show it: the same recipe trained again measures how much an FID moves between
 training runs, and a run with `--set` overrides records an exploration the section does not repeat.
 Archived manifests are never current results: they feed comparisons, not the headline numbers.
+The record of a whole-writeup run (`run.json`) is kept the same way, under `archive/runs/`, when a
+newer run replaces it: the Performance page shows how long the writeup took on each number of GPUs.
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from experiments.errors import UserError
 from experiments.pipeline.results import load_manifest, load_results_json, regular_file, run_tag, safe_name
 
 ARCHIVE = "archive"
+RUNS = "runs"                 # archive/runs/: the records of earlier whole-writeup runs
+# what a page reads from an archived run record
+RUN_REQUIRED = {"writeup_wall_s": (int, float), "writeup_gpus": int, "writeup_device": str,
+                "writeup_git_commit": str, "writeup_finished_at": str}
 # what a page reads from an archived manifest
 REQUIRED = {"section": str, "run_id": str, "profile": str, "seed": int, "config": dict, "device": str,
             "git_commit": str, "started_at": str, "metrics": dict, "tables": list}
@@ -100,3 +106,44 @@ def load_archive(results: Path) -> dict[str, list[dict]]:
     for manifests in runs.values():
         manifests.sort(key=lambda m: m["started_at"])
     return runs
+
+
+def _run_record(path: Path) -> dict | None:
+    """A whole-writeup run record with the fields a page reads, else None."""
+    try:
+        data = load_results_json(path)
+    except UserError:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), kind) for k, kind in RUN_REQUIRED.items()):
+        return None
+    return data if safe_name(data["writeup_git_commit"][:12]) else None
+
+
+def archive_run_record(results: Path, record_file: str = "run.json") -> Path | None:
+    """Keep the whole-writeup run record a newer one is about to replace; None when there is none to
+    keep (no record, or one without the fields a page reads)."""
+    path = Path(results) / record_file
+    if not path.is_file() or path.is_symlink():
+        return None
+    record = _run_record(path)
+    if record is None:
+        return None
+    stamp = re.sub(r"[^0-9TZ]", "", record["writeup_finished_at"])
+    target = _folder(results) / RUNS / f"run-{stamp}-{record['writeup_git_commit'][:12]}.json"
+    if target.exists() or target.is_symlink():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{run_tag()}.partial")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as out:
+        out.write(path.read_bytes())
+    os.replace(tmp, target)
+    return target
+
+
+def load_run_records(results: Path) -> list[dict]:
+    """The archived whole-writeup run records, oldest first (files without the fields a page reads
+    are left out: a run record only adds a row to a table)."""
+    folder = _folder(results) / RUNS
+    paths = sorted(folder.glob("run-*.json")) if folder.is_dir() and not folder.is_symlink() else []
+    records = [r for r in (_run_record(p) for p in paths if p.is_file() and not p.is_symlink()) if r is not None]
+    return sorted(records, key=lambda r: r["writeup_finished_at"])

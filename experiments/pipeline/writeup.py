@@ -27,6 +27,7 @@ from typing import Callable
 
 from experiments.errors import UserError
 from experiments.pipeline import provenance, registry
+from experiments.pipeline.archive import archive_run_record
 from experiments.pipeline.board import Board
 from experiments.pipeline.cpu import cpu_threads
 from experiments.pipeline.placement import UNMEASURED_S, Job, Planner
@@ -184,6 +185,7 @@ def _writeup(opts: RunOptions, names: list[str] | None, gpus: int | None, per_gp
               "writeup_sections": "all" if chosen == everything else chosen,
               "section_wall_s": walls, "section_gpu": {n: g for n, (g, _) in placed.items()},
               "section_start_s": {n: at for n, (_, at) in placed.items()}, "failed": failed}
+    archive_run_record(opts.results_root, RUN_RECORD)      # the run this one replaces stays on the pages
     write_json_atomic(opts.results_root / RUN_RECORD, record)
     from experiments.pipeline.summary import write_summary
 
