@@ -257,7 +257,10 @@ def save_line_plot(path: Path, x: Sequence[float], series: dict[str, Sequence[fl
         ax2.set_ylabel(second["ylabel"])
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, fontsize=8, loc="best")
+        # below the plot: loc="best" sees only the left axis, so it could cover the right axis's lines
+        ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    else:
+        ax.legend(handles, labels, fontsize=8, loc="best")
     fig.tight_layout(); fig.savefig(path, dpi=DPI); plt.close(fig)
 
 
