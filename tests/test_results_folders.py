@@ -120,6 +120,18 @@ def test_weights_missing_names_the_section_to_rerun(quick_run, tmp_path, capsys)
     assert err.rstrip().endswith("or add --run-missing")
 
 
+def test_a_section_without_a_network_is_not_scaled_by_training_speed(tmp_path):
+    """The noising figures take seconds anywhere: a slow GPU start-up recorded for them must not read
+    as an hour of CPU work; a section that trains does count."""
+    for name, trains, wall in (("noising", False, 10.4), ("time-conditioned", True, 131.9)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(
+            {"schema": 1, "section": name, "profile": "full", "wall_s": wall, "trains_model": trains,
+             "loaded_weights": {}}))
+    assert estimate.gpu_seconds(["noising"], tmp_path) == 0.0
+    assert estimate.gpu_seconds(["time-conditioned"], tmp_path) == pytest.approx(131.9 - estimate.FIXED_S)
+
+
 def test_a_full_profile_run_on_the_cpu_asks_first(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(estimate, "cpu_images_per_s", lambda steps=2: 10.0)
     expected = estimate.gpu_seconds(["time-conditioned"]) * estimate.gpu_images_per_s() / 10.0

@@ -1,7 +1,8 @@
 """Roughly how long a full-profile run takes on this CPU, before it starts.
 
 Each section's wall time as recorded in the writeup's results (docs/results, made on a GPU), less a
-few seconds every run spends whatever the device (start-up, drawing), times how much slower this CPU
+few seconds every run spends whatever the device (start-up, drawing; all of it, for a section that
+neither trains nor runs a network), times how much slower this CPU
 trains the reference UNet (D = 64) than those runs did (a few training steps are timed here, with the
 run's thread count). An order of magnitude, to decide before hours of work.
 """
@@ -69,8 +70,11 @@ def gpu_seconds(names: list[str], reference: Path = WRITEUP) -> float:
             manifest = load_manifest(reference, section.name)
         except UserError:
             manifest = None
-        if manifest and manifest.get("profile") == "full" and isinstance(manifest.get("wall_s"), (int, float)):
-            total += max(0.0, manifest["wall_s"] - FIXED_S)
+        if not manifest or manifest.get("profile") != "full" or not isinstance(manifest.get("wall_s"), (int, float)):
+            continue
+        if not manifest.get("trains_model") and not manifest.get("loaded_weights"):
+            continue        # no network to train or run: start-up and drawing, about as long on any device
+        total += max(0.0, manifest["wall_s"] - FIXED_S)
     return total
 
 
