@@ -75,14 +75,19 @@ def archive(results: Path, source: str) -> tuple[Path, bool]:
     target = _folder(results) / archive_name(manifest)
     if target.exists() or target.is_symlink():
         return target, False
+    _copy_new(path, target)
+    return target, True
+
+
+def _copy_new(path: Path, target: Path) -> None:
+    """Copy `path` to `target` through a fresh temporary file: created here, never through a link
+    someone left in the archive folder, and complete or absent."""
     target.parent.mkdir(parents=True, exist_ok=True)
     data = path.read_bytes()
     tmp = target.with_name(f".{target.name}.{run_tag()}.partial")
-    # created here, never through a link someone left in the archive folder
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as out:
         out.write(data)
     os.replace(tmp, target)
-    return target, True
 
 
 def archive_previous(results: Path, section: str) -> Path | None:
@@ -130,13 +135,8 @@ def archive_run_record(results: Path, record_file: str = "run.json") -> Path | N
         return None
     stamp = re.sub(r"[^0-9TZ]", "", record["writeup_finished_at"])
     target = _folder(results) / RUNS / f"run-{stamp}-{record['writeup_git_commit'][:12]}.json"
-    if target.exists() or target.is_symlink():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{run_tag()}.partial")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as out:
-        out.write(path.read_bytes())
-    os.replace(tmp, target)
+    if not (target.exists() or target.is_symlink()):
+        _copy_new(path, target)
     return target
 
 
