@@ -229,7 +229,8 @@ def quality_check(split, device: torch.device, work_root: Path, data_root: str |
                                  ddpm_step_fn(sched), autocast=True, graphed=True).x0)
         return evaluator.fid(torch.cat(images))
 
-    out = {"fid_plain": [], "fid_ours": [], "quality_seeds": list(seeds), "quality_samples": samples}
+    out = {"fid_plain": [], "fid_ours": [], "quality_seeds": list(seeds), "quality_samples": samples,
+           "quality_git_commit": provenance.git_commit(), "quality_measured_at": provenance.now_iso()}
     for i, seed in enumerate(seeds):
         if i == 0:  # the plain loop is slow: one seed of it; the seed-to-seed noise comes from ours
             torch.manual_seed(seed)

@@ -32,11 +32,12 @@ BENCHMARKS = {
     "train_tflops_plain": ("Training compute, plain (TFLOP/s)", ".2f"),
     "peak_bf16_tflops": ("Dense bf16 peak of the GPU (TFLOP/s, datasheet)", ".0f"),
     "quality_samples": ("Digits behind each quality FID", ",d"),
+    "quality_measured_at": ("Quality check measured at", "utc"),
     "torch": ("PyTorch", "s"),
     "git_commit": ("Commit", "s"),
     "measured_at": ("Measured at", "utc"),
 }
-HIDDEN = ("git_commit", "schema")       # provenance, not measurements
+HIDDEN = ("git_commit", "quality_git_commit", "schema")       # provenance, not measurements
 TRAIN_SPEEDUP_TARGET = 8     # the optimised training loop against the plain one, in images/s
 # the writeup's wall-time goals: GPUs -> seconds (1 GPU: 10 minutes; 4 or more: 5 minutes)
 WRITEUP_TARGETS = {1: 600, 4: 300}
@@ -111,14 +112,17 @@ def writeup_run(summary: dict) -> dict[str, Any]:
 
 
 def commits_of(benchmark: dict | None, summary: dict | None) -> dict[str, str] | None:
-    """The short commits of the benchmark and of the results (the whole-writeup run's, else the
-    summary's) when they differ, for the page's collapsed provenance note; None when they agree or one
-    is unknown."""
+    """The short commits of the benchmark (its speed numbers, and its quality check where that ran at
+    another commit) and of the results (the whole-writeup run's, else the summary's) when they differ,
+    for the page's collapsed provenance note; None when they agree or one is unknown."""
     bench = str((benchmark or {}).get("git_commit") or "")
+    quality = str((benchmark or {}).get("quality_git_commit") or "")
     results = str((summary or {}).get("writeup_git_commit") or (summary or {}).get("git_commit") or "")
-    if not bench or not results or bench.startswith(results[:7]) or results.startswith(bench[:7]):
+    same = lambda a, b: a.startswith(b[:7]) or b.startswith(a[:7])       # noqa: E731 - short or full hashes
+    if not bench or not results or same(bench, results):
         return None
-    return {"benchmark": bench[:7], "results": results[:7]}
+    return {"benchmark": bench[:7], "results": results[:7],
+            "quality": quality[:7] if quality and not same(quality, bench) else None}
 
 
 def _writeup_goal(gpus: int) -> int:

@@ -52,7 +52,12 @@ def test_each_writeup_goal_reads_the_latest_run_it_applies_to():
 
 def test_the_commits_note_only_when_benchmark_and_results_differ():
     summary = {"writeup_git_commit": "b352c4b9491486d571535f6705a983cc64586fc3"}
-    assert commits_of({"git_commit": "7aa53eb"}, summary) == {"benchmark": "7aa53eb", "results": "b352c4b"}
+    assert commits_of({"git_commit": "7aa53eb"}, summary) == {"benchmark": "7aa53eb", "results": "b352c4b",
+                                                             "quality": None}
+    quality = {"git_commit": "7aa53eb", "quality_git_commit": "f96aca7" + "0" * 33}
+    assert commits_of(quality, summary)["quality"] == "f96aca7"
+    assert "f96aca7" not in " ".join(r.value for r in labelled(quality, BENCHMARKS))    # provenance, not a row
+    assert commits_of({"git_commit": "7aa53eb", "quality_git_commit": "7aa53eb"}, summary)["quality"] is None
     assert commits_of({"git_commit": "b352c4b"}, summary) is None
     assert commits_of({}, summary) is None and commits_of({"git_commit": "7aa53eb"}, {}) is None
 
