@@ -11,7 +11,9 @@ NORMS = {"group": "GroupNorm", "batch": "BatchNorm"}
 DEFAULT_EMA = "0.999"        # the decay the better recipe uses; other decays are named
 
 
-def _switches(variant: str) -> dict[str, str]:
+def switches(variant: str) -> dict[str, str]:
+    """'unet.norm=group train.epochs=80' (or 'norm=group epochs=80') -> {'norm': 'group', 'epochs': '80'};
+    {} when any part is not a switch."""
     out = {}
     for part in variant.split():
         key, eq, value = part.partition("=")
@@ -29,11 +31,11 @@ def recipe_label(variant: str) -> str:
         return f"{recipe_label(head)}, {rest}"
     if text in REFERENCE_NAMES:
         return REFERENCE_NAMES[text]
-    switches = _switches(text)
-    if not switches:
+    recorded = switches(text)
+    if not recorded:
         return text
     head, tail = [], []
-    for key, value in switches.items():
+    for key, value in recorded.items():
         if key == "norm":
             head.append(NORMS.get(value, f"{value} norm"))
         elif key == "ema_decay":

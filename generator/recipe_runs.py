@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from generator.labels import recipe_label
+from generator.labels import recipe_label, switches
 from generator.reader import SectionRun
 
 UNGUIDED = {"guidance": "γ = 1", "sampler": "N(0, I) start"}     # the grid point that judges the model itself
@@ -194,10 +194,10 @@ def _switch_value(text: str):
         return text
 
 
-def _short(switches: str) -> frozenset[tuple[str, str]]:
-    """'unet.norm=group train.epochs=80' and 'norm=group epochs=80' both as {(norm, group), (epochs, 80)}."""
-    pairs = (part.partition("=") for part in str(switches).split())
-    return frozenset((key.split(".")[-1], value) for key, _, value in pairs)
+def _short(variant: str) -> frozenset[tuple[str, str]] | str:
+    """'unet.norm=group train.epochs=80' and 'norm=group epochs=80' both as {(norm, group), (epochs, 80)};
+    a variant that is not switches as its text."""
+    return frozenset(switches(str(variant)).items()) or str(variant).strip()
 
 
 def headline_model(run: SectionRun) -> dict | None:
