@@ -212,6 +212,31 @@ def test_ablation_variants_differ_in_parameters_where_they_should():
     assert configs["train_ema_decay_0_999"].train.ema_decay == 0.999
 
 
+def test_ablations_train_and_sample_uncompiled_unless_asked(monkeypatch, tmp_path):
+    """Seven short trainings: the section turns torch.compile off for its trainers and samplers."""
+    import dataclasses
+
+    from experiments.core.section import Context
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(ctx, variant, *args, **kwargs):
+        seen.append(ctx.compile)
+        raise Stop
+
+    monkeypatch.setattr(ablations, "make_trainer", record)
+    for cfg, expected in ((ablations.QUICK, False), (dataclasses.replace(ablations.QUICK, compile=True), True)):
+        ctx = Context(section=registry.get("ablations"), cfg=cfg, profile="quick", device=torch.device("cpu"),
+                      seed=0, work_root=tmp_path, data_root=None, out=None, read_result=None, compile=True)
+        with pytest.raises(Stop):
+            ablations.run(ctx)
+        assert seen[-1] is expected
+        assert ctx.compile is True                  # the caller's context is left as it was
+
+
 def _variants(*changes):
     from experiments.core.variants import Variant, switch
 
