@@ -239,13 +239,16 @@ class Pages:
         """Each section's time: in the order the last whole-writeup run started them (with its start and
         GPU there), sections it did not run after them in the order of the writeup."""
         summary = self.results.summary or {}
-        gpu, start = (summary.get(k) or {} for k in ("section_gpu", "section_start_s"))
+        gpu, start, wall = (summary.get(k) or {} for k in ("section_gpu", "section_start_s", "section_wall_s"))
         rows = []
         for s in self.sections:
             run = self.runs[s.name]
+            began, took = start.get(s.name), wall.get(s.name)
             rows.append({"section": s, "path": section_path(s), "m": self.results.manifests[s.name],
                          "train_wall_s": run.value("train_wall_s"),
                          "alongside": mean_others(self.shared.get(s.name, [])),
                          "img_per_s": run.value("train_img_per_s"),
-                         "start_s": start.get(s.name), "gpu": gpu.get(s.name)})
+                         "start_s": began, "gpu": gpu.get(s.name),
+                         # seconds from the run's start to this section's end: the largest ends the run
+                         "end_s": began + took if began is not None and took is not None else None})
         return sorted(rows, key=lambda r: (r["start_s"] is None, r["start_s"] or 0.0))

@@ -111,6 +111,10 @@ def test_performance_page_reconciles_the_wall_times_in_one_table(pages):
     assert ("GPU |" in header.replace("images/s", "")) == (run["writeup_gpus"] > 1)
     assert ("least expected work left" in page) == (run["writeup_gpus"] > 1)
     assert "| time-conditioned |" not in page                            # sections by their titles
+    ends = {name: at + run["section_wall_s"][name] for name, at in run["section_start_s"].items()}
+    last = max(ends, key=ends.get)                                      # the section that ended the run
+    from experiments.pipeline import registry
+    assert f"The last section to finish was [{registry.get(last).title}]" in page
     reproduce = pages["reproduce.md"]
     assert "Wall time" not in reproduce and "performance.md#time-per-section" in reproduce
 
