@@ -13,10 +13,9 @@ this out.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 
-from generator.reader import Row, SectionRun
+from generator.reader import Row, SectionRun, run_labels
 
 TABLE = "ablations"
 
@@ -94,12 +93,6 @@ def across_runs(current: SectionRun, archived: list[SectionRun]) -> list[Variant
         rows.append(VariantAcrossRuns(variant_label(row["variant"]), fids,
                                       max(known) / min(known) if len(known) >= 2 else None, to_reference))
     return rows
-
-
-def run_labels(runs: list[SectionRun]) -> list[str]:
-    """Each run's date; two runs of one day told apart by the time they started."""
-    days = Counter(r.date for r in runs)
-    return [r.date + (f", {r.started_at[11:16]} UTC" if days[r.date] > 1 else "") for r in runs]
 
 
 def history(current: SectionRun, archived: list[SectionRun]) -> dict:

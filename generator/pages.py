@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +24,7 @@ from generator.overlap import mean_others, shared_device
 from generator.performance_context import (BENCHMARKS, commits_of, labelled, quality_of, targets_of, utc,
                                            writeup_run, writeup_runs)
 from generator.phrases import GLOBALS
-from generator.reader import SectionRun, Summary
+from generator.reader import SectionRun, Summary, run_labels
 from generator.render import Renderer
 
 INDEX, REPRODUCE, PERFORMANCE = "index.md", "reproduce.md", "performance.md"
@@ -209,12 +208,9 @@ class Pages:
         if better:
             archived = self.archived.get("better-recipe", [])
             made = [*archived, better]
-            days = Counter(run.date for run in made)          # runs of one day told apart by their start
-            recipe = [replace(r, headline=headline_words(run),
-                              label=r.label if days[run.date] == 1 else
-                              f"{run.date}, {run.started_at[11:16]} UTC, {run.device}",
+            recipe = [replace(r, headline=headline_words(run), label=f"{label}, {run.device}",
                               models=tuple(replace(m, name=one_notation(m.name)) for m in r.models))
-                      for r, run in zip(recipe_runs.runs(better, archived), made)]
+                      for r, run, label in zip(recipe_runs.runs(better, archived), made, run_labels(made))]
         return {"recipe_runs": recipe,
                 "ablations": ablation_runs.history(abl, self.archived.get("ablations", [])) if abl else
                 {"run_labels": [], "across_runs": []}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,6 +198,12 @@ class SectionRun:
     @property
     def date(self) -> str:
         return self.started_at[:10]
+
+
+def run_labels(runs: list[SectionRun]) -> list[str]:
+    """Each run's date; two runs of one day told apart by the time they started."""
+    days = Counter(r.date for r in runs)
+    return [r.date + (f", {r.started_at[11:16]} UTC" if days[r.date] > 1 else "") for r in runs]
 
 
 def read_table(raw: dict) -> Table:
