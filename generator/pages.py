@@ -245,6 +245,7 @@ class Pages:
                          "alongside": mean_others(self.shared.get(s.name, [])),
                          "img_per_s": run.value("train_img_per_s"),
                          "start_s": began, "gpu": gpu.get(s.name),
+                         "compiled": self.results.manifests[s.name].get("compiled"),    # None: not recorded
                          # seconds from the run's start to this section's end: the largest ends the run
                          "end_s": began + took if began is not None and took is not None else None})
         return sorted(rows, key=lambda r: (r["start_s"] is None, r["start_s"] or 0.0))

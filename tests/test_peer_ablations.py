@@ -212,29 +212,29 @@ def test_ablation_variants_differ_in_parameters_where_they_should():
     assert configs["train_ema_decay_0_999"].train.ema_decay == 0.999
 
 
-def test_ablations_train_and_sample_uncompiled_unless_asked(monkeypatch, tmp_path):
-    """Seven short trainings: the section turns torch.compile off for its trainers and samplers."""
+def test_sections_compile_only_where_they_say_so(monkeypatch, tmp_path):
+    """Short jobs run uncompiled (a first compile costs more than they save); the long ones compile,
+    unless FUNDIFF_COMPILE=0; the section's context gets the decision and its manifest records it."""
     import dataclasses
 
-    from experiments.core.section import Context
+    from experiments.pipeline import runner
+
+    monkeypatch.delenv(runner.COMPILE_ENV, raising=False)
+    assert {s.name for s in registry.all_sections() if runner.compiles(s)} == {
+        "evaluation", "better-recipe", "peer", "fast-sampling"}
+    monkeypatch.setenv(runner.COMPILE_ENV, "0")
+    assert not any(runner.compiles(s) for s in registry.all_sections())
+    monkeypatch.delenv(runner.COMPILE_ENV)
 
     seen = []
-
-    class Stop(Exception):
-        pass
-
-    def record(ctx, variant, *args, **kwargs):
-        seen.append(ctx.compile)
-        raise Stop
-
-    monkeypatch.setattr(ablations, "make_trainer", record)
-    for cfg, expected in ((ablations.QUICK, False), (dataclasses.replace(ablations.QUICK, compile=True), True)):
-        ctx = Context(section=registry.get("ablations"), cfg=cfg, profile="quick", device=torch.device("cpu"),
-                      seed=0, work_root=tmp_path, data_root=None, out=None, read_result=None, compile=True)
-        with pytest.raises(Stop):
-            ablations.run(ctx)
-        assert seen[-1] is expected
-        assert ctx.compile is True                  # the caller's context is left as it was
+    for compiles in (True, False):
+        section = dataclasses.replace(registry.get("noising"), run=lambda ctx: seen.append(ctx.compile),
+                                      compiles=compiles)
+        opts = runner.RunOptions(profile="quick", device="cpu", results_root=tmp_path / str(compiles),
+                                 work_root=tmp_path / "work", show_progress=False)
+        folder = runner.run_one(section, opts, torch.device("cpu"), None)
+        assert json.loads((folder / "manifest.json").read_text())["compiled"] is False    # never on the CPU
+    assert seen == [True, False]
 
 
 def _variants(*changes):
@@ -457,3 +457,40 @@ def test_class_moments_are_each_class_own_mean_and_variance():
     assert mean.shape == var.shape == (10, 1, 28, 28)
     torch.testing.assert_close(mean[3], images[labels == 3].mean(0))
     torch.testing.assert_close(var[7], images[labels == 7].var(0, unbiased=False))
+
+
+def _cpus(count: int) -> list[torch.device]:
+    return [torch.device("cpu")] * count
+
+
+def test_ablation_samples_are_the_same_in_one_process_or_spread(tmp_path):
+    """Each variant is sampled from its saved final weights, here or in a worker for a spare GPU: the
+    digits are those of the trained model, wherever they are drawn."""
+    import functools
+
+    from experiments.core.checkpoints import checkpoint_path, save_atomic
+    from experiments.core.ddpm import prepare_for_sampling
+    from experiments.core.judging import sample_set
+    from experiments.core.section import Context
+
+    variants = ablations.QUICK.variants[:3]
+    models = {}
+    for i, variant in enumerate(variants):
+        torch.manual_seed(i)
+        models[variant.name] = UNet(variant.config.unet).eval()
+        save_atomic({"epoch": variant.config.train.epochs, "model": models[variant.name].state_dict(), "ema": None},
+                    checkpoint_path(tmp_path / "ablations" / variant.name, variant.config.train.epochs))
+
+    def context(spares: int) -> Context:
+        return Context(section=registry.get("ablations"), cfg=ablations.QUICK, profile="quick",
+                       device=torch.device("cpu"), seed=5, work_root=tmp_path, data_root=None, out=None,
+                       read_result=None, spare_devices=functools.partial(_cpus, spares))
+
+    jobs = [(v, 6, 4) for v in variants]
+    alone = ablations.spread(context(0), ablations.draw_variant, jobs)
+    together = ablations.spread(context(1), ablations.draw_variant, jobs)          # a real worker process
+    for variant, a, b in zip(variants, alone, together):
+        expected = sample_set(context(0), prepare_for_sampling(context(0), models[variant.name]),
+                              variant.config.diffusion, 6, 4)
+        assert a.shape == (6, 1, 28, 28) and torch.equal(a, b) and torch.equal(a, expected)
+    assert not torch.equal(alone[0], alone[1])                # different weights, different digits

@@ -99,6 +99,8 @@ def test_performance_page_keeps_commits_and_internal_names_out_of_the_prose(page
 
 
 def test_performance_page_reconciles_the_wall_times_in_one_table(pages):
+    from experiments.pipeline import registry
+
     page = pages["performance.md"]
     run = json.loads((RESULTS / "run.json").read_text())
     wall, total = run["writeup_wall_s"], sum(run["section_wall_s"].values())
@@ -111,9 +113,14 @@ def test_performance_page_reconciles_the_wall_times_in_one_table(pages):
     assert ("GPU |" in header.replace("images/s", "")) == (run["writeup_gpus"] > 1)
     assert ("least expected work left" in page) == (run["writeup_gpus"] > 1)
     assert "| time-conditioned |" not in page                            # sections by their titles
+    column = [c.strip() for c in header.split("|")].index("Compiled")     # as each section recorded it
+    from experiments.pipeline.results import load_manifest
+    for section in registry.all_sections():
+        row = next(line for line in page.splitlines() if line.startswith(f"| [{section.title}]("))
+        compiled = (load_manifest(RESULTS, section.name) or {}).get("compiled")
+        assert row.split("|")[column].strip() == ("—" if compiled is None else "yes" if compiled else "no")
     ends = {name: at + run["section_wall_s"][name] for name, at in run["section_start_s"].items()}
     last = max(ends, key=ends.get)                                      # the section that ended the run
-    from experiments.pipeline import registry
     assert f"The last section to finish was [{registry.get(last).title}]" in page
     reproduce = pages["reproduce.md"]
     assert "Wall time" not in reproduce and "performance.md#time-per-section" in reproduce

@@ -99,9 +99,9 @@ def class_moments(images: torch.Tensor, labels: torch.Tensor, classes: int = 10)
 
 
 def prepare_for_sampling(ctx: Context, model: torch.nn.Module, into: torch.nn.Module | None = None) -> torch.nn.Module:
-    """On a GPU: BatchNorm folded, skip concatenations split, bf16, channels_last and compiled (same
-    function, ~2x faster). `into`: a network this returned for the same architecture, which takes the
-    new weights in place (no second compile)."""
+    """On a GPU: BatchNorm folded, skip concatenations split, bf16, channels_last and, where the section
+    compiles, compiled (same function, faster). `into`: a network this returned for the same architecture,
+    which takes the new weights in place (no second compile)."""
     model = model.to(ctx.device).eval()
     if into is not None:
         return load_inference_weights(into, model)

@@ -33,6 +33,9 @@ class Section:
     # True when it reads them only after work of its own (e.g. training): a whole-writeup run may start it
     # once they have started, and its reads wait until they are done (Context.wait_for)
     reads_dependencies_late: bool = False
+    # torch.compile its networks on a GPU: only where the section's jobs are long enough to win back the
+    # tens of seconds each first compile costs on a fresh machine (eager it is still bf16 and CUDA graphs)
+    compiles: bool = False
     module_file: str = field(default="", compare=False)   # filled in by the registry
 
 
@@ -66,7 +69,7 @@ class Context:
     read_result: Callable[[str, str], dict | None]   # (section, JSON file) -> its content, None if absent
     resume: bool = False
     show_progress: bool = True
-    compile: bool = True            # torch.compile the networks on a GPU (the fast path)
+    compile: bool = False           # torch.compile the networks on a GPU (the section's `compiles`, unless turned off)
     loaded_weights: dict[str, str | None] = field(default_factory=dict)   # section -> weights fingerprint
     weights_key: str = ""           # this run's checkpoint folder under the section's (pipeline/workdirs.py)
     dataset: str = DEFAULT_DATASET  # data.dataset: every section of a results folder shares it
@@ -91,7 +94,7 @@ class Context:
 
     @property
     def compiled(self) -> bool:
-        """Whether the fast path compiles (torch.compile) here: on a GPU, unless turned off."""
+        """Whether the networks are compiled (torch.compile) here: on a GPU, where the run says so."""
         return self.cuda and self.compile
 
     def train_split(self, limit: int = 0) -> Split:

@@ -51,7 +51,7 @@ class RunOptions:
 
 
 ALLOW_OUTSIDE_ENV = "FUNDIFF_ALLOW_OUTSIDE"
-COMPILE_ENV = "FUNDIFF_COMPILE"          # 0: no torch.compile on the GPU (eager; slower, same maths)
+COMPILE_ENV = "FUNDIFF_COMPILE"          # 0: no torch.compile on the GPU, even where a section compiles
 
 
 def project_root() -> Path:
@@ -140,6 +140,11 @@ def plan(names: list[str], opts: RunOptions) -> list[registry.Section]:
             if s.name in wanted]
 
 
+def compiles(section: registry.Section) -> bool:
+    """Whether the section compiles its networks on a GPU: where it says so, unless FUNDIFF_COMPILE=0."""
+    return section.compiles and os.environ.get(COMPILE_ENV, "1") != "0"
+
+
 def run_one(section: registry.Section, opts: RunOptions, device: torch.device, overrides: dict | None, *,
             wait_for: Callable[[str], None] | None = None,
             spare_devices: Callable[[], list[torch.device]] | None = None) -> Path:
@@ -151,7 +156,7 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
     ctx = Context(section=section, cfg=cfg, profile=opts.profile, device=device, seed=opts.seed,
                   work_root=opts.work_dir, data_root=opts.data_root, out=writer, dataset=opts.dataset,
                   read_result=lambda name, file: read_result(opts.results_root, name, file), resume=opts.resume,
-                  show_progress=opts.show_progress, compile=os.environ.get(COMPILE_ENV, "1") != "0",
+                  show_progress=opts.show_progress, compile=compiles(section),
                   weights_key=key.digest)
     if wait_for is not None:
         ctx.wait_for = wait_for
@@ -176,6 +181,7 @@ def run_one(section: registry.Section, opts: RunOptions, device: torch.device, o
             "seed": opts.seed,
             "device": provenance.device_name(device), "device_type": device.type,
             "device_index": (device.index or 0) if device.type == "cuda" else None,   # which GPU of the machine
+            "compiled": ctx.compiled,                                   # torch.compile (the maths are the same)
             "git_commit": provenance.git_commit(), "started_at": started, "wall_s": round(wall, 3),
             "versions": provenance.library_versions(),
             "trains_model": checkpoints.read_spec(ctx.work_dir) is not None,

@@ -2,16 +2,21 @@
 
 Every variant is a typed `Variant` (a name, a label, its full config), trained with the same budget
 and seed and judged by the same classifier from the same starting noise as the evaluation's sets.
+On several GPUs the variants' sample sets are spread over them (one process per GPU, results gathered).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
+import torch
+
 from experiments import figures
+from experiments.core import checkpoints
 from experiments.core.config import DiffusionConfig, _require
 from experiments.core.section import Context, Section
-from experiments.core.models.unet import count_parameters
+from experiments.core.models.unet import UNet, count_parameters
+from experiments.core.parallel import spread
 from experiments.core.judging import judge, sample_set
 from experiments.core.ddpm import DDPMConfig, prepare_for_sampling, quick_ddpm
 from experiments.core.variants import Variant, check_variants, describe_changes, make_trainer, switch
@@ -44,10 +49,6 @@ class AblationConfig:
     batch: int = 2_500                # digits per sampler call (as the evaluation's: the same starting noise)
     test_images: int = 0              # test digits behind the reference statistics (0 = all)
     shown: int = 10                   # digits per variant in the figure
-    # torch.compile for the variants' training and sampling. Off: for seven short trainings the cold
-    # compiles cost more than they save (H100: about 35 s per variant, 237 s in all, for 146 s of
-    # training at 57,500 images/s in lockstep; uncompiled, still bf16 and CUDA graphs: 48,500 images/s).
-    compile: bool = False
 
     def validate(self) -> None:
         check_variants(self.base, self.variants)
@@ -57,10 +58,17 @@ class AblationConfig:
         _require(self.batch >= 1 and self.shown >= 1, "batch and shown must be >= 1")
 
 
+def draw_variant(ctx: Context, variant: Variant, samples: int, batch: int) -> torch.Tensor:
+    """A trained variant's digits (its final weights, read back from its folder), on the CPU: in this
+    process or in one for a spare GPU (`spread`)."""
+    model = UNet(variant.config.unet)
+    checkpoints.load_weights(model, checkpoints.checkpoint_path(ctx.work_dir / variant.name,
+                                                                variant.config.train.epochs))
+    return sample_set(ctx, prepare_for_sampling(ctx, model), variant.config.diffusion, samples, batch).cpu()
+
+
 def run(ctx: Context) -> None:
     cfg: AblationConfig = ctx.cfg
-    if not cfg.compile:
-        ctx = dataclasses.replace(ctx, compile=False)
     rows, grid, labels, fids = [], [], [], {}
     # train first: the classifier, the one dependency, is needed only to judge (a writeup may start this early)
     together = ctx.cuda and len(cfg.variants) > 1
@@ -71,10 +79,9 @@ def run(ctx: Context) -> None:
     else:  # one after another, each from the same RNG state: same noise and t draws for every variant
         trained = [make_trainer(ctx, v).fit(resume=ctx.resume) for v in cfg.variants]
     ev = judge(ctx, cfg.test_images)
-    for variant, result in zip(cfg.variants, trained):
+    sets = spread(ctx, draw_variant, [(v, cfg.samples, cfg.batch) for v in cfg.variants])
+    for variant, result, images in zip(cfg.variants, trained, sets):
         model, losses, wall = result.final_model, result.losses, result.wall_s
-        net = prepare_for_sampling(ctx, model)
-        images = sample_set(ctx, net, variant.config.diffusion, cfg.samples, cfg.batch)
         fid = ev.fid(images)
         spe = variant.config.train.steps_per_epoch
         final_loss = sum(losses[-spe:]) / len(losses[-spe:])
@@ -108,4 +115,6 @@ SECTION = Section(
     name="ablations", title="Ablations: what each design choice buys", part="beyond",
     summary="Retrains the time-conditioned model with one switch changed at a time and compares FID and cost.",
     profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",),
+    # Not compiled: for seven short trainings the cold compiles cost more than they save (H100: about 35 s
+    # per variant, 237 s in all, for 146 s of training at 57,500 images/s in lockstep; 48,500 uncompiled).
     reads_dependencies_late=True)

@@ -275,6 +275,7 @@ SECTION = Section(
     name="better-recipe", title="Closing the FID gap: a better class-conditioned recipe", part="evaluation",
     summary="Trains the class-conditioned model with a better recipe (GroupNorm, EMA, predicting x0, 80 "
             "epochs) and guides only the last steps: FID and class accuracy against our goals.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",), reads_dependencies_late=True)
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier",), reads_dependencies_late=True,
+    compiles=True)      # 4.8 M training images of a GroupNorm UNet: 35,000 images/s compiled, 22,000 eager (H100)
 
 __all__ = ["SECTION"]

@@ -278,4 +278,5 @@ SECTION = Section(
     name="evaluation", title="Evaluation: a number for every result", part="evaluation",
     summary="Classifier-FID against a floor, class accuracy, the guidance trade-off, quality per epoch and "
             "memorisation of both diffusion models.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", TIME, CLASS))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("classifier", TIME, CLASS),
+    compiles=True)      # 55,000 digits over 300 steps: compiled sampling saves more than its compiles cost

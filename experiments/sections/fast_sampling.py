@@ -175,4 +175,5 @@ SECTION = Section(
     name="fast-sampling", title="Fast sampling with DDIM", part="beyond",
     summary="Deterministic DDIM with 10-100 steps against the 300-step DDPM sampler, from pure noise and from "
     "a moment-matched start: FID, ink and wall time.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier", "evaluation"))
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=("time-conditioned", "classifier", "evaluation"),
+    compiles=True)      # its sampling times are compared with the evaluation's set, which is compiled

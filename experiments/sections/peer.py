@@ -213,7 +213,8 @@ QUICK = PeerSectionConfig(
 SECTION = Section(
     name="peer", title="The peer: diffusers' UNet2DModel", part="beyond",
     summary="Trains diffusers' UNet2DModel with DDPMScheduler on the same digits and budget and compares it with ours.",
-    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"), reads_dependencies_late=True)
+    profiles={"full": FULL, "quick": QUICK}, run=run, depends_on=(OURS, "classifier"), reads_dependencies_late=True,
+    compiles=True)      # 10,000 digits over 1,000 steps: one network call 30 ms compiled, 80 ms eager (H100)
 
 
 def trailing_from(t_start: int, n: int) -> list[int]:
