@@ -166,6 +166,18 @@ def test_spread_gives_the_same_results_in_one_process_or_several():
         spread(_cpu_context(1), _fails, jobs, cost=[1, 1, 5, 1, 1])
 
 
+def test_a_section_knows_how_many_devices_its_work_was_spread_over():
+    """Asked once, before spreading: the count a section records is the count that ran its jobs."""
+    from experiments.core.parallel import devices_for, spread
+
+    ctx = _cpu_context(3)
+    assert len(devices_for(ctx, [(0, 4), (1, 4)])) == 2                   # no more devices than jobs
+    assert len(devices_for(ctx, [(0, 4)] * 9)) == 4 and len(devices_for(ctx, [])) == 1
+    jobs = [(seed, 4) for seed in range(5)]
+    with pytest.raises(ValueError, match="bad job 0"):                     # in this process: no worker was used
+        spread(ctx, _fails, jobs, cost=[1, 1, 5, 1, 1], devices=devices_for(_cpu_context(0), jobs))
+
+
 # ---- the command -----------------------------------------------------------------------------------
 
 def test_every_section_gets_a_fresh_worker_process():

@@ -59,9 +59,16 @@ def _run_share(ctx: Context, fn: Callable, jobs: list[tuple], threads: int) -> l
             torch.cuda.empty_cache()
 
 
-def spread(ctx: Context, fn: Callable, jobs: Sequence[tuple], cost: Sequence[float] | None = None) -> list:
-    """[fn(ctx, *job) for job in jobs], the jobs spread over this section's device and its spare devices."""
-    devices = [ctx.device, *ctx.spare_devices()]
+def devices_for(ctx: Context, jobs: Sequence[tuple]) -> list[torch.device]:
+    """This section's device and the spare devices granted now, no more of them than there are jobs."""
+    return [ctx.device, *ctx.spare_devices()][:max(1, len(jobs))]
+
+
+def spread(ctx: Context, fn: Callable, jobs: Sequence[tuple], cost: Sequence[float] | None = None,
+           devices: Sequence[torch.device] | None = None) -> list:
+    """[fn(ctx, *job) for job in jobs], the jobs spread over this section's device and its spare devices
+    (`devices`: those of `devices_for`, asked beforehand by a section that records how many it used)."""
+    devices = list(devices or devices_for(ctx, jobs))
     if len(devices) == 1 or len(jobs) <= 1:
         return [_to_cpu(fn(ctx, *job)) for job in jobs]
     shares = deal(cost or [1.0] * len(jobs), len(devices))

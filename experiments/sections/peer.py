@@ -30,7 +30,7 @@ from experiments.core.models.unet import count_parameters
 from experiments.core.judging import judge, sample_set, spaced_timesteps, timed, warm_up
 from experiments.core.ddpm import diffusion_schedule, prepare_for_sampling
 from experiments.core.fitting import record_training
-from experiments.core.parallel import spread
+from experiments.core.parallel import devices_for, spread
 from experiments.core.training import Trainer
 from experiments.core.models import unet as unet_model
 from experiments.core.models import peer as peer_model
@@ -111,12 +111,14 @@ def peer_batches(ctx: Context, first_batch: int, n: int, steps: int, spacing: st
                        cfg.batch, graphed=ctx.cuda and cfg.graph, first_batch=first_batch).cpu()
 
 
-def draw_peer(ctx: Context, n: int, steps: int, spacing: str) -> tuple[torch.Tensor, float]:
-    """n digits of the peer, whole batches dealt over the granted GPUs; (digits, wall seconds)."""
+def draw_peer(ctx: Context, n: int, steps: int, spacing: str) -> tuple[torch.Tensor, float, int]:
+    """n digits of the peer, whole batches dealt over the granted GPUs; (digits, wall seconds, devices used)."""
     batch = ctx.cfg.batch
     jobs = [(k, min(batch, n - start), steps, spacing) for k, start in enumerate(range(0, n, batch))]
-    sets, wall = timed(lambda: spread(ctx, peer_batches, jobs, cost=[job[1] for job in jobs]), ctx.device)
-    return torch.cat(sets).to(ctx.device), wall
+    devices = devices_for(ctx, jobs)
+    sets, wall = timed(lambda: spread(ctx, peer_batches, jobs, cost=[job[1] for job in jobs], devices=devices),
+                       ctx.device)
+    return torch.cat(sets).to(ctx.device), wall, len(devices)
 
 
 def run(ctx: Context) -> None:
@@ -129,9 +131,9 @@ def run(ctx: Context) -> None:
     ev = judge(ctx, cfg.data.test_images)
     T_peer = cfg.peer.num_train_timesteps
 
-    peer_x, peer_s = draw_peer(ctx, cfg.samples, T_peer, cfg.spacing)
+    peer_x, peer_s, peer_devices = draw_peer(ctx, cfg.samples, T_peer, cfg.spacing)
     fid_peer = ev.fid(peer_x)
-    record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, peer_s, dcfg.T)
+    record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, peer_s, peer_devices, dcfg.T)
     warm_up(ctx, ours, dcfg, cfg.batch)
     ours_x = sample_set(ctx, ours, dcfg, min(cfg.batch, cfg.samples), cfg.batch)
     figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
@@ -148,7 +150,7 @@ def steps_label(k: int) -> str:
 
 
 def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: PeerUNet, fid_peer: float,
-                        peer_s: float, T_ours: int) -> None:
+                        peer_s: float, devices: int, T_ours: int) -> None:
     out, n, m = ctx.out, cfg.samples, ours["metrics"]
     peer_m = out.metrics
     rows = [
@@ -163,8 +165,7 @@ def record_side_by_side(ctx: Context, cfg: PeerSectionConfig, ours: dict, peer: 
     out.add_metric("fid_peer", fid_peer, f"FID of the peer ({cfg.peer.num_train_timesteps} DDPMScheduler steps, "
                    f"{n:,} digits)", ".2f")
     out.add_metric("peer_sample_s", peer_s, f"Peer: time to sample {n:,} digits (s)", ".2f")
-    out.add_metric("peer_sample_gpus", 1 + len(ctx.spare_devices()) if ctx.cuda else 0,
-                   "GPUs the peer's FID set was spread over", "d")
+    out.add_metric("peer_sample_gpus", devices if ctx.cuda else 0, "GPUs the peer's FID set was spread over", "d")
 
 
 def sweep(ctx: Context, cfg: PeerSectionConfig, ev, ours: torch.nn.Module, dcfg: DiffusionConfig) -> None:
@@ -183,7 +184,7 @@ def sweep(ctx: Context, cfg: PeerSectionConfig, ev, ours: torch.nn.Module, dcfg:
             x = sample_set(ctx, ours, dcfg, n, cfg.batch, timesteps=spaced_timesteps(dcfg.T, min(k, dcfg.T)), step=step)
             curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
         for spacing in cfg.sweep_spacings:
-            x, _ = draw_peer(ctx, n, min(k, cfg.peer.num_train_timesteps), spacing)
+            x, _, _ = draw_peer(ctx, n, min(k, cfg.peer.num_train_timesteps), spacing)
             name = f"peer, DDPMScheduler ({spacing})"
             curves[name].append(ev.fid(x)); grids[name].append(x[:cfg.shown])
         table.append(row + [round(curves[name][-1], 3) for name in names])
