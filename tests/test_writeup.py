@@ -98,13 +98,26 @@ def test_a_failure_skips_its_dependants_only():
     assert planner.failed == {"a": "boom", "b": "skipped: a failed", "c": "skipped: b failed"}
 
 
-def test_spares_are_the_gpus_about_to_be_free():
-    jobs = [Job("long", (), 500.0), Job("short", (), 20.0), Job("mine", (), 300.0)]
-    planner = Planner(jobs, gpus=3, per_gpu=1)
-    placed = dict(planner.place(0.0))
-    assert planner.spares("mine", 0.0, horizon_s=30.0) == [placed["short"]]
+def test_spares_are_idle_gpus_and_a_loan_keeps_new_sections_off_them():
+    jobs = [Job("long", (), 500.0), Job("short", (), 20.0), Job("mine", (), 300.0), Job("next", (), 50.0)]
+    planner = Planner(jobs, gpus=3, per_gpu=2)
+    placed = dict(planner.place(0.0))                          # long, mine, short: one GPU each; next beside short
+    assert placed["next"] == placed["short"]
+    assert planner.spares("mine") == []                        # every other GPU has a section on it
     planner.finish("short")
-    assert planner.spares("mine", 25.0) == [placed["short"]]
+    planner.finish("next")
+    idle = placed["short"]
+    assert planner.spares("mine") == [idle]
+    planner.lend("mine", [idle])
+    assert planner.spares("mine") == [idle]                    # still its own to use ...
+    assert planner.busy()[idle] == 1 and planner.remaining(10.0)[idle] == pytest.approx(290.0)
+    planner.jobs.append(Job("late", (), 30.0))                 # ... and a new section goes elsewhere first
+    planner.by_name["late"] = planner.jobs[-1]
+    planner.priority["late"] = 30.0
+    [(name, gpu)] = planner.place(10.0)
+    assert name == "late" and gpu != idle
+    planner.finish("mine")                                      # the loan ends with its borrower
+    assert planner.busy()[idle] == 0 and planner.lent == {}
 
 
 # ---- the run's board and spreading over devices ----------------------------------------------------
@@ -122,10 +135,16 @@ def test_board_waits_for_a_dependency_and_reports_a_failed_one(tmp_path):
     board.finished("b", ok=False)
     with pytest.raises(UserError, match="b failed"):
         wait_for(str(tmp_path / "run"), ("b",), "b")
+    board = Board(tmp_path / "run", gpus=3)
     board.started("mine", 0, 300.0)
     board.started("other", 1, 10.0)
-    assert spare_devices(str(tmp_path / "run"), "mine", 30.0) == [torch.device("cuda", 1)]
-    assert board.spares("other")() == []                     # GPU 0 has 300 s of work left
+    assert spare_devices(str(tmp_path / "run"), "mine") == [torch.device("cuda", 2)]    # the one idle GPU
+    assert board.loans() == {"mine": (2,)}
+    assert board.spares("other")() == []                     # GPU 2 is lent, GPU 0 runs "mine"
+    assert board.spares("mine")() == [torch.device("cuda", 2)]                         # its own loan, asked again
+    board.finished("mine", ok=True)
+    assert board.loans() == {} and board.spares("other")() == [torch.device("cuda", 0), torch.device("cuda", 2)]
+    assert board.spares("gone")() == []                      # not running: nothing to lend
 
 
 def _seeded(ctx, seed: int, n: int) -> torch.Tensor:

@@ -8,12 +8,20 @@ running fewer than `per_gpu` sections (list scheduling, as LPT does it): a long 
 another long one while a GPU is idle, and short ones fill in beside them. Expected times are the
 previous run's section times.
 
+A running section may borrow idle GPUs to spread independent work over (`spares`, `lend`): only GPUs
+with no section on them and not lent to another, and while the loan lasts (until the borrower ends)
+the GPU counts as holding the borrower, so new sections go elsewhere first. Lending GPUs that were
+only expected to be free soon slowed both sides: in a 4-GPU H100 run the peer's 10,000 digits took
+197 s on two GPUs (113 s on one, a run before) and fast-sampling, started on the borrowed GPU, 121 s
+(42 s).
+
 `simulate` plays a run with given durations (each GPU shared equally by the sections on it), for
 tests and for estimating a run before it happens.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 UNMEASURED_S = 60.0       # expected time of a section without a previous measurement
 
@@ -58,6 +66,7 @@ class Planner:
     started: dict[str, Started] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)     # name -> why (failed, or skipped for a failed dependency)
+    lent: dict[str, tuple[int, ...]] = field(default_factory=dict)   # borrower -> the GPUs it spreads work over
 
     def __post_init__(self) -> None:
         if self.gpus < 1 or self.per_gpu < 1:
@@ -74,6 +83,7 @@ class Planner:
 
     def finish(self, name: str, ok: bool = True, why: str = "") -> list[str]:
         """Record a section's end; a failure skips its dependants (returned, in order)."""
+        self.lent.pop(name, None)
         if ok:
             self.done.add(name)
             return []
@@ -101,17 +111,39 @@ class Planner:
             return all(d in self.started or d not in self.by_name for d in job.depends_on)
         return all(d in self.done or d not in self.by_name for d in job.depends_on)
 
+    def lend(self, name: str, gpus: Sequence[int]) -> None:
+        """Record that running section `name` spreads work over `gpus` (besides its own) until it ends."""
+        if name in self.running():
+            self.lent[name] = tuple(sorted(set(gpus)))
+
+    def _loans(self, but: str = "") -> dict[str, tuple[int, ...]]:
+        running = self.running()
+        return {name: gpus for name, gpus in self.lent.items() if name in running and name != but}
+
     def remaining(self, now: float) -> list[float]:
-        """Expected seconds of work left on each GPU."""
-        return work_left({name: (s.gpu, s.at, self.by_name[name].expected_s) for name, s in self.running().items()},
-                         self.gpus, now)
+        """Expected seconds of work left on each GPU (a borrower's counts on the GPUs lent to it too)."""
+        spans = {name: (s.gpu, s.at, self.by_name[name].expected_s) for name, s in self.running().items()}
+        left = work_left(spans, self.gpus, now)
+        for name, gpus in self._loans().items():
+            borrowed = work_left({name: spans[name]}, self.gpus, now)[spans[name][0]]
+            for gpu in gpus:
+                left[gpu] += borrowed
+        return left
+
+    def busy(self, but: str = "") -> list[int]:
+        """Sections on each GPU: those running there and those it is lent to (except `but`'s loans)."""
+        count = [0] * self.gpus
+        for s in self.running().values():
+            count[s.gpu] += 1
+        for gpus in self._loans(but).values():
+            for gpu in gpus:
+                count[gpu] += 1
+        return count
 
     def place(self, now: float) -> list[tuple[str, int]]:
         """The sections to start now and the GPU of each (recorded as started)."""
         left = self.remaining(now)
-        count = [0] * self.gpus
-        for s in self.running().values():
-            count[s.gpu] += 1
+        count = self.busy()
         out: list[tuple[str, int]] = []
         while True:
             ready = sorted((j.name for j in self.jobs if self._ready(j.name)), key=lambda n: -self.priority[n])
@@ -125,15 +157,14 @@ class Planner:
             count[gpu] += 1
             out.append((name, gpu))
 
-    def spares(self, name: str, now: float, horizon_s: float = 30.0) -> list[int]:
-        """GPUs besides `name`'s own that a section could spread work over now: those expected to be free
-        (less than `horizon_s` of work left on them)."""
-        return free_gpus(self.remaining(now), self.started[name].gpu, horizon_s)
+    def spares(self, name: str) -> list[int]:
+        """GPUs besides `name`'s own that it could spread work over now (see `spare_gpus`)."""
+        return spare_gpus(self.busy(but=name), self.started[name].gpu)
 
 
-def free_gpus(left: list[float], own: int, horizon_s: float = 30.0) -> list[int]:
-    """The GPUs other than `own` with less than `horizon_s` of expected work left."""
-    return [g for g in range(len(left)) if g != own and left[g] < horizon_s]
+def spare_gpus(busy: Sequence[int], own: int) -> list[int]:
+    """The GPUs other than `own` with no section on them (none running there, none lent to another)."""
+    return [g for g in range(len(busy)) if g != own and busy[g] == 0]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ with the least expected work left, up to `per_gpu` at a time per GPU (most secti
 between small kernels or while they compile), expected times from the previous run (`run.json`, else
 the manifests' wall times). A section that reads its dependencies only after training of its own
 starts once they have started and waits for them (`board`); one that samples large independent sets
-spreads them over GPUs that are about to be free (`experiments.core.parallel`).
+spreads them over idle GPUs (`experiments.core.parallel`), which new sections then avoid until it ends.
 
 Writes `<out>/run.json` (wall time, GPU count, device, commit, per-section times and GPUs), which
 summary.json merges, and optionally a tarball of the results (images, GIFs, JSON; checkpoints live
@@ -107,6 +107,8 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
     t0 = time.perf_counter()
     with section_pool(gpus * per_gpu) as pool:
         while not planner.finished():
+            for name, gpus in board.loans().items():          # idle GPUs sections borrowed meanwhile
+                planner.lend(name, gpus)
             for name, gpu in planner.place(time.perf_counter() - t0):
                 device = f"cuda:{gpu}" if device_type == "cuda" else "cpu"
                 board.started(name, gpu, planner.by_name[name].expected_s)
