@@ -122,6 +122,8 @@ def test_performance_page_reconciles_the_wall_times_in_one_table(pages):
     ends = {name: at + run["section_wall_s"][name] for name, at in run["section_start_s"].items()}
     last = max(ends, key=ends.get)                                      # the section that ended the run
     assert f"The last section to finish was [{registry.get(last).title}]" in page
+    trained = ((load_manifest(RESULTS, last) or {}).get("metrics", {}).get("train_wall_s") or {}).get("value")
+    assert (f"({fmt_duration(trained)} of it training)" in page) == (trained is not None)
     reproduce = pages["reproduce.md"]
     assert "Wall time" not in reproduce and "performance.md#time-per-section" in reproduce
 
