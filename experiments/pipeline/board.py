@@ -99,7 +99,7 @@ def wait_for(folder: str, in_run: tuple[str, ...], section: str) -> None:
 @contextlib.contextmanager
 def _loans_locked(folder: Path):
     with open(folder / LOANS_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)          # released when the file closes, or its process dies
+        fcntl.flock(handle, fcntl.LOCK_EX)          # the kernel drops it when the file closes or its process dies
         yield
 
 

@@ -9,11 +9,11 @@ another long one while a GPU is idle, and short ones fill in beside them. Expect
 previous run's section times.
 
 A running section may borrow idle GPUs to spread independent work over (`spares`, `lend`): only GPUs
-with no section on them and not lent to another, and while the loan lasts (until the borrower ends)
-the GPU counts as holding the borrower, so new sections go elsewhere first. Lending GPUs that were
-only expected to be free soon slowed both sides: in a 4-GPU H100 run the peer's 10,000 digits took
-197 s on two GPUs (113 s on one, a run before) and fast-sampling, started on the borrowed GPU, 121 s
-(42 s).
+with no section on them and not lent to another; while the loan lasts (until the borrower ends) the
+GPU counts as holding the borrower, and new sections go to it only when no other GPU has room.
+Lending GPUs that were only expected to be free soon slowed both sides: in a 4-GPU H100 run the peer's
+10,000 digits took 197 s on two GPUs (113 s on one, a run before) and fast-sampling, started on the
+borrowed GPU, 121 s (42 s).
 
 `simulate` plays a run with given durations (each GPU shared equally by the sections on it), for
 tests and for estimating a run before it happens.
@@ -121,14 +121,9 @@ class Planner:
         return {name: gpus for name, gpus in self.lent.items() if name in running and name != but}
 
     def remaining(self, now: float) -> list[float]:
-        """Expected seconds of work left on each GPU (a borrower's counts on the GPUs lent to it too)."""
-        spans = {name: (s.gpu, s.at, self.by_name[name].expected_s) for name, s in self.running().items()}
-        left = work_left(spans, self.gpus, now)
-        for name, gpus in self._loans().items():
-            borrowed = work_left({name: spans[name]}, self.gpus, now)[spans[name][0]]
-            for gpu in gpus:
-                left[gpu] += borrowed
-        return left
+        """Expected seconds of work left on each GPU."""
+        return work_left({name: (s.gpu, s.at, self.by_name[name].expected_s) for name, s in self.running().items()},
+                         self.gpus, now)
 
     def busy(self, but: str = "") -> list[int]:
         """Sections on each GPU: those running there and those it is lent to (except `but`'s loans)."""
@@ -144,6 +139,7 @@ class Planner:
         """The sections to start now and the GPU of each (recorded as started)."""
         left = self.remaining(now)
         count = self.busy()
+        lent = {gpu for gpus in self._loans().values() for gpu in gpus}
         out: list[tuple[str, int]] = []
         while True:
             ready = sorted((j.name for j in self.jobs if self._ready(j.name)), key=lambda n: -self.priority[n])
@@ -151,7 +147,7 @@ class Planner:
             if not ready or not free:
                 return out
             name = ready[0]
-            gpu = min(free, key=lambda g: (left[g], g))
+            gpu = min(free, key=lambda g: (g in lent, left[g], g))        # a lent GPU only when no other has room
             self.started[name] = Started(gpu, now)
             left[gpu] += self.by_name[name].expected_s
             count[gpu] += 1
