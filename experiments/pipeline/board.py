@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from experiments.errors import UserError
-from experiments.pipeline.placement import spare_gpus
+from experiments.pipeline.placement import occupancy, spare_gpus
 from experiments.pipeline.results import write_json_atomic
 
 STATE = "state.json"
@@ -113,15 +113,8 @@ def spare_devices(folder: str, section: str) -> list[torch.device]:
             running = {name: r["gpu"] for name, r in state["running"].items()}
             if section not in running:
                 return []
-            busy = [0] * state["gpus"]
-            for gpu in running.values():
-                busy[gpu] += 1
             loans = read_loans(base)
-            for name, gpus in loans.items():
-                if name != section and name in running:
-                    for gpu in gpus:
-                        busy[gpu] += 1
-            granted = spare_gpus(busy, running[section])
+            granted = spare_gpus(occupancy(state["gpus"], running, loans, but=section), running[section])
             if granted:
                 write_json_atomic(_loan_file(base, section), {"gpus": sorted({*loans.get(section, ()), *granted})})
     except (OSError, ValueError, KeyError, TypeError, IndexError):

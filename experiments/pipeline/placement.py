@@ -116,30 +116,21 @@ class Planner:
         if name in self.running():
             self.lent[name] = tuple(sorted(set(gpus)))
 
-    def _loans(self, but: str = "") -> dict[str, tuple[int, ...]]:
-        running = self.running()
-        return {name: gpus for name, gpus in self.lent.items() if name in running and name != but}
-
     def remaining(self, now: float) -> list[float]:
         """Expected seconds of work left on each GPU."""
         return work_left({name: (s.gpu, s.at, self.by_name[name].expected_s) for name, s in self.running().items()},
                          self.gpus, now)
 
     def busy(self, but: str = "") -> list[int]:
-        """Sections on each GPU: those running there and those it is lent to (except `but`'s loans)."""
-        count = [0] * self.gpus
-        for s in self.running().values():
-            count[s.gpu] += 1
-        for gpus in self._loans(but).values():
-            for gpu in gpus:
-                count[gpu] += 1
-        return count
+        """Sections on each GPU (see `occupancy`)."""
+        return occupancy(self.gpus, {name: s.gpu for name, s in self.running().items()}, self.lent, but)
 
     def place(self, now: float) -> list[tuple[str, int]]:
         """The sections to start now and the GPU of each (recorded as started)."""
         left = self.remaining(now)
         count = self.busy()
-        lent = {gpu for gpus in self._loans().values() for gpu in gpus}
+        running = self.running()
+        lent = {gpu for name, gpus in self.lent.items() if name in running for gpu in gpus}
         out: list[tuple[str, int]] = []
         while True:
             ready = sorted((j.name for j in self.jobs if self._ready(j.name)), key=lambda n: -self.priority[n])
@@ -156,6 +147,19 @@ class Planner:
     def spares(self, name: str) -> list[int]:
         """GPUs besides `name`'s own that it could spread work over now (see `spare_gpus`)."""
         return spare_gpus(self.busy(but=name), self.started[name].gpu)
+
+
+def occupancy(gpus: int, running: dict[str, int], loans: dict[str, Sequence[int]], but: str = "") -> list[int]:
+    """Sections on each GPU: those running there (name -> GPU) and those it is lent to, counting the
+    loans of running sections only, and not those of `but` (a section asking again for its own)."""
+    count = [0] * gpus
+    for gpu in running.values():
+        count[gpu] += 1
+    for name, lent in loans.items():
+        if name in running and name != but:
+            for gpu in lent:
+                count[gpu] += 1
+    return count
 
 
 def spare_gpus(busy: Sequence[int], own: int) -> list[int]:

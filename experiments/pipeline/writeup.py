@@ -107,8 +107,8 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
     t0 = time.perf_counter()
     with section_pool(gpus * per_gpu) as pool:
         while not planner.finished():
-            for name, gpus in board.loans().items():          # idle GPUs sections borrowed meanwhile
-                planner.lend(name, gpus)
+            for name, borrowed in board.loans().items():      # idle GPUs sections borrowed meanwhile
+                planner.lend(name, borrowed)
             for name, gpu in planner.place(time.perf_counter() - t0):
                 device = f"cuda:{gpu}" if device_type == "cuda" else "cpu"
                 board.started(name, gpu, planner.by_name[name].expected_s)
