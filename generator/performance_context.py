@@ -166,5 +166,5 @@ def targets_of(benchmark: dict | None, summary: dict | None, earlier: list[dict]
         measured = ", ".join(v for v in (fmt_duration(run["wall_s"]), run["partial"]) if v)
         out.append({"what": f"the whole writeup with the reference hyperparameters in under {limit // 60} "
                             f"minutes on {'one GPU' if gpus == 1 else f'{gpus} GPUs'}",
-                    "ok": run["ok"], "measured": measured if run["current"] else f"{measured} (an earlier run)"})
+                    "ok": run["ok"], "measured": measured if run["current"] else f"{measured} (another run)"})
     return out

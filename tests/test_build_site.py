@@ -308,7 +308,7 @@ def test_unpack_keeps_the_whole_writeup_run_it_replaces(tree, tmp_path):
     code, _, err = run_cli(*build_args(tree))
     assert code == 0, err
     page = (tree.site / "performance" / "index.html").read_text()
-    assert "under 10 minutes on one GPU" in page and "15 min 32 s (an earlier run)" in page
+    assert "under 10 minutes on one GPU" in page and "15 min 32 s (another run)" in page
     assert "under 5 minutes on 4 GPUs" in page and "8 min 00 s" in page
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.performance_context import BENCHMARKS, commits_of, labelled, targets_of, utc, writeup_run
+from generator.performance_context import (BENCHMARKS, commits_of, labelled, targets_of, utc, writeup_run,
+                                          writeup_runs)
 from generator.render import fmt_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,16 @@ def test_each_writeup_goal_reads_the_latest_run_it_applies_to():
     assert four_gpus["what"].endswith("under 5 minutes on 4 GPUs") and four_gpus["ok"]
     assert four_gpus["measured"] == "4 min 40 s"
     assert one_gpu["what"].endswith("under 10 minutes on one GPU") and not one_gpu["ok"]   # the latest, not the best
-    assert one_gpu["measured"] == "15 min 32 s (an earlier run)"
+    assert one_gpu["measured"] == "15 min 32 s (another run)"
+
+
+def test_a_run_kept_after_the_shown_results_is_listed_first_but_not_as_theirs():
+    shown = {"writeup_wall_s": 397.4, "writeup_gpus": 4, "writeup_finished_at": "2026-11-27T16:27:00Z"}
+    later = {"writeup_wall_s": 1022.1, "writeup_gpus": 1, "writeup_finished_at": "2026-11-27T16:45:28Z"}
+    newest, current = writeup_runs(shown, [later])
+    assert newest["wall_s"] == 1022.1 and not newest["current"] and current["current"]
+    one_gpu, four_gpus = targets_of(None, shown, [later])
+    assert one_gpu["measured"] == "17 min 02 s (another run)" and four_gpus["measured"] == "6 min 37 s"
 
 
 def test_the_commits_note_only_when_benchmark_and_results_differ():
