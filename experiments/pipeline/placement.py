@@ -21,7 +21,7 @@ tests and for estimating a run before it happens.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 UNMEASURED_S = 60.0       # expected time of a section without a previous measurement
 
@@ -129,8 +129,7 @@ class Planner:
         """The sections to start now and the GPU of each (recorded as started)."""
         left = self.remaining(now)
         count = self.busy()
-        running = self.running()
-        lent = {gpu for name, gpus in self.lent.items() if name in running for gpu in gpus}
+        lent = set(lent_gpus(self.running(), self.lent))
         out: list[tuple[str, int]] = []
         while True:
             ready = sorted((j.name for j in self.jobs if self._ready(j.name)), key=lambda n: -self.priority[n])
@@ -149,16 +148,17 @@ class Planner:
         return spare_gpus(self.busy(but=name), self.started[name].gpu)
 
 
+def lent_gpus(running: Mapping[str, object], loans: dict[str, Sequence[int]], but: str = "") -> list[int]:
+    """The GPUs lent to running sections, once per loan (the loans of sections that ended and of `but`,
+    a section asking again for its own, do not count)."""
+    return [gpu for name, lent in loans.items() if name in running and name != but for gpu in lent]
+
+
 def occupancy(gpus: int, running: dict[str, int], loans: dict[str, Sequence[int]], but: str = "") -> list[int]:
-    """Sections on each GPU: those running there (name -> GPU) and those it is lent to, counting the
-    loans of running sections only, and not those of `but` (a section asking again for its own)."""
+    """Sections on each GPU: those running there (name -> GPU) and those it is lent to (`lent_gpus`)."""
     count = [0] * gpus
-    for gpu in running.values():
+    for gpu in [*running.values(), *lent_gpus(running, loans, but)]:
         count[gpu] += 1
-    for name, lent in loans.items():
-        if name in running and name != but:
-            for gpu in lent:
-                count[gpu] += 1
     return count
 
 
