@@ -7,3 +7,9 @@ class UserError(Exception):
 
 class DivergenceError(UserError):
     """Training produced a NaN or infinite loss."""
+
+
+def one_line(exc: BaseException) -> str:
+    """'ValueError: first line of its message': how an error from another process is reported."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"

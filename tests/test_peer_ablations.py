@@ -221,7 +221,7 @@ def test_sections_compile_only_where_they_say_so(monkeypatch, tmp_path):
 
     monkeypatch.delenv(runner.COMPILE_ENV, raising=False)
     assert {s.name for s in registry.all_sections() if runner.compiles(s)} == {
-        "evaluation", "better-recipe", "peer", "fast-sampling"}
+        "evaluation", "better-recipe", "peer", "fast-sampling", "ablations"}
     monkeypatch.setenv(runner.COMPILE_ENV, "0")
     assert not any(runner.compiles(s) for s in registry.all_sections())
     monkeypatch.delenv(runner.COMPILE_ENV)

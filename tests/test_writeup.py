@@ -6,6 +6,7 @@ import json
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -195,6 +196,34 @@ def test_a_section_knows_how_many_devices_its_work_was_spread_over():
     jobs = [(seed, 4) for seed in range(5)]
     with pytest.raises(ValueError, match="bad job 0"):                     # in this process: no worker was used
         spread(ctx, _fails, jobs, cost=[1, 1, 5, 1, 1], devices=devices_for(_cpu_context(0), jobs))
+
+
+def _note_where(ctx, path: str, word: str) -> None:
+    """A compile-ahead job: records the process, the context and whether gradients were on."""
+    import os
+
+    Path(path).write_text(f"{os.getpid()} {ctx.section.name} {ctx.seed} {word} {torch.is_grad_enabled()}")
+
+
+def _fails_ahead(ctx, path: str, word: str) -> None:
+    raise RuntimeError("out of memory")
+
+
+def test_compiling_ahead_runs_in_a_side_process_only_where_the_section_compiles(tmp_path):
+    """On the CPU (never compiled) nothing starts; the side process runs the job with the section's context
+    and no gradients, and a failed one only means the section compiles for itself."""
+    import os
+
+    from experiments.core.compiling import compile_ahead, in_side_process
+
+    marker = tmp_path / "ahead.txt"
+    ahead = compile_ahead(_cpu_context(0), _note_where, str(marker), "sampler")
+    assert ahead.wait() is False and not marker.exists()
+    ahead = in_side_process(_cpu_context(0), _note_where, str(marker), "sampler")
+    assert ahead.wait() is True
+    pid, section, seed, word, grad = marker.read_text().split()
+    assert int(pid) != os.getpid() and (section, seed, word, grad) == ("noising", "3", "sampler", "False")
+    assert in_side_process(_cpu_context(0), _fails_ahead, str(marker), "x").wait() is False
 
 
 # ---- the command -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from experiments.core.section import Context
+from experiments.errors import one_line
 
 
 def deal(costs: Sequence[float], shares: int) -> list[list[int]]:
@@ -29,11 +30,6 @@ def deal(costs: Sequence[float], shares: int) -> list[list[int]]:
         out[k].append(i)
         load[k] += costs[i]
     return [sorted(share) for share in out]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"
 
 
 def _to_cpu(value: Any) -> Any:
@@ -53,7 +49,7 @@ def _run_share(ctx: Context, fn: Callable, jobs: list[tuple], threads: int) -> l
     try:
         return [_to_cpu(fn(ctx, *job)) for job in jobs]
     except BaseException as exc:  # noqa: BLE001 - sent back to the section, which fails with it
-        raise RuntimeError(f"on {ctx.device}: {_one_line(exc)}") from None
+        raise RuntimeError(f"on {ctx.device}: {one_line(exc)}") from None
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

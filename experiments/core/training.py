@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from experiments.core.checkpoints import checkpoint_path, save_atomic
+from experiments.core.compiling import allow_recompiles
 from experiments.core.config import TrainConfig
 from experiments.core.data import Split
 from experiments.errors import DivergenceError, UserError
@@ -64,18 +65,6 @@ def _epoch_indices(n: int, steps: int, batch: int, device: torch.device) -> torc
     return torch.cat(perms)[:need].view(steps, batch)
 
 
-# Every trainer compiles the same `loss` function (a closure over its own model and objective), and
-# dynamo keeps its graphs per function: the ablations' seven variants and a section's several trainers
-# need more than the default of 8, past which the rest would train eagerly.
-RECOMPILE_LIMIT = 64
-
-
-def _allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
-    config = torch._dynamo.config
-    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"   # older torch
-    setattr(config, name, max(getattr(config, name), limit))
-
-
 def _bound(objective: Objective, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """loss(x, labels) of `model`: the unit that is compiled, network included."""
 
@@ -116,7 +105,7 @@ class Trainer:
         # symbolic here, and inductor's channels_last conv backward then fails a stride assertion.
         loss = _bound(objective, self.model)
         if compile and cuda:
-            _allow_recompiles()
+            allow_recompiles()
         self.loss = torch.compile(loss, dynamic=False) if compile and cuda else loss
         self.images = data.images.to(device).contiguous(memory_format=self.memory_format)
         self.labels = data.labels.to(device)

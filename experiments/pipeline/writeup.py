@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Callable
 
-from experiments.errors import UserError
+from experiments.errors import UserError, one_line
 from experiments.pipeline import provenance, registry
 from experiments.pipeline.archive import archive_run_record
 from experiments.pipeline.board import Board
@@ -36,11 +36,6 @@ from experiments.pipeline.runner import RunOptions, check_output_folder, prepare
 
 RUN_RECORD = "run.json"
 RUN_FILES = (RUN_RECORD, "summary.json", "benchmark.json")      # results of a whole run, beside the sections
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"
 
 
 def expected_walls(results_root: Path) -> dict[str, float]:
@@ -87,7 +82,7 @@ def _run_in_worker(name: str, opts: RunOptions, device: str, threads: int, wait_
     try:
         run_one(registry.get(name), opts, dev, None, wait_for=wait_for, spare_devices=spare_devices)
     except BaseException as exc:  # noqa: BLE001 - torch errors may not pickle: send one line back
-        raise RuntimeError(_one_line(exc)) from None
+        raise RuntimeError(one_line(exc)) from None
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -123,7 +118,7 @@ def run_sections(opts: RunOptions, names: list[str], gpus: int, per_gpu: int, ke
                 try:
                     wall = future.result()
                 except Exception as exc:  # noqa: BLE001 - report; dependants are skipped
-                    why = str(exc) if isinstance(exc, RuntimeError) else _one_line(exc)
+                    why = str(exc) if isinstance(exc, RuntimeError) else one_line(exc)
                     board.finished(name, ok=False)
                     for skipped in planner.finish(name, ok=False, why=why):
                         board.finished(skipped, ok=False)
@@ -217,7 +212,7 @@ def _run_here(opts: RunOptions, sections: list[registry.Section], device, keep_g
         except Exception as exc:  # noqa: BLE001 - report and go on with the independent sections
             if not keep_going:
                 raise
-            failed[section.name] = _one_line(exc)
+            failed[section.name] = one_line(exc)
             print(f"FAILED {section.name}: {failed[section.name]}", flush=True)
     return failed, placed
 

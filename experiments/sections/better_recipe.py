@@ -11,7 +11,8 @@ with x0_hat clipped to [0, 1]) and draws the headline setting again from fresh n
 judged like the evaluation judges the reference (same classifier, test statistics and starting noise);
 the page sets the reference's numbers beside these from the evaluation's results.
 
-On several GPUs the sample sets are spread over them (one process per GPU, results gathered).
+The sampling network compiles ahead, in a side process beside the training. On several GPUs the
+sample sets are spread over them (one process per GPU, results gathered).
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ import torch
 
 from experiments import figures
 from experiments.core import checkpoints
+from experiments.core.compiling import compile_ahead
 from experiments.core.config import DiffusionConfig, UNetConfig, _require
 from experiments.core.ddpm import DDPMConfig, class_moments, diffusion_schedule, prepare_for_sampling, quick_ddpm
 from experiments.core.diffusion.sampling import ddpm_step_fn
 from experiments.core.guidance import Guidance
-from experiments.core.judging import SEED_BASE, Judged, floor_fids, judge, judged, sample_set
+from experiments.core.judging import SEED_BASE, Judged, floor_fids, judge, judged, sample_set, spaced_timesteps
 from experiments.core.metrics import memorisation, nearest_distances
 from experiments.core.models import unet as unet_model
 from experiments.core.parallel import spread
@@ -150,11 +152,23 @@ def draw_set(ctx: Context, recipe: Variant, sampler: Sampler, n: int, batch: int
     return images.cpu()
 
 
+def warm_samplers(ctx: Context, recipe: Variant, samplers: tuple[Sampler, ...], batch: int) -> None:
+    """(A side process) the recipe's sampling network and step updates compiled for the sampling batch,
+    on untrained weights."""
+    net, dcfg = prepare_for_sampling(ctx, unet_model.UNet(recipe.config.unet)), recipe.config.diffusion
+    for clip_x0 in sorted({sampler.clip_x0 for sampler in samplers}):
+        step = ddpm_step_fn(diffusion_schedule(dcfg, ctx.device), clip_x0=clip_x0, compiled=ctx.compiled)
+        sample_set(ctx, net, dcfg, batch, batch, guidance=dcfg.guidance, timesteps=spaced_timesteps(dcfg.T, 2),
+                   step=step)
+
+
 def run(ctx: Context) -> None:
     cfg: BetterRecipeConfig = ctx.cfg
     recipe = cfg.recipe
+    ahead = compile_ahead(ctx, warm_samplers, recipe, (*cfg.grid, cfg.headline), cfg.batch)
     # train first: the classifier, the one dependency, is needed only to judge (a writeup may start this early)
     result = make_trainer(ctx, recipe, class_conditioned=True).fit(resume=ctx.resume)
+    ahead.wait()
     ev = judge(ctx, cfg.test_images)
     train_split = ctx.train_split(recipe.config.data.train_images)
     train = train_split.images

@@ -7,6 +7,7 @@ per step with the bf16 compiled network), our classifier as the judge. Our model
 300-step sampler is the evaluation's (the same weights and sampler); the page sets it beside the
 peer's. Then the "inference steps" sweep of reference writeup-e for both models. The peer's
 1,000-step FID set is spread over the GPUs a whole-writeup run grants (its batches are seeded apart).
+The sampler's compile runs ahead, in a side process beside the training (`compiling.compile_ahead`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from experiments.core import checkpoints
+from experiments.core.compiling import compile_ahead
 from experiments import figures
 from experiments.core.config import DataConfig, DiffusionConfig, TrainConfig, _require
 from experiments.core.section import Context, Section
@@ -121,9 +123,18 @@ def draw_peer(ctx: Context, n: int, steps: int, spacing: str) -> tuple[torch.Ten
     return torch.cat(sets).to(ctx.device), wall, len(devices)
 
 
+def warm_peer_sampler(ctx: Context) -> None:
+    """(A side process) the peer's sampler compiled for the batch its sets use, on untrained weights."""
+    cfg: PeerSectionConfig = ctx.cfg
+    net = sampling_peer(PeerUNet(cfg.peer), ctx.device, compile=True)
+    peer_sample(net, cfg.peer, cfg.batch, 2, cfg.spacing, ctx.device, 0, cfg.batch, graphed=cfg.graph)
+
+
 def run(ctx: Context) -> None:
     cfg: PeerSectionConfig = ctx.cfg
+    ahead = compile_ahead(ctx, warm_peer_sampler)
     peer = train_peer(ctx, cfg)               # first: a writeup may start the peer before time-conditioned ends
+    ahead.wait()
     ours_manifest = check_budget(ctx, cfg)
     # Our network runs a few hundred calls here (its FID is the evaluation's): compiling it would cost
     # more than it saves, so only the peer's own training and 1,000-step sampling are compiled.

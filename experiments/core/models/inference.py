@@ -15,6 +15,7 @@ import copy
 import torch
 from torch import nn
 
+from experiments.core.compiling import allow_recompiles
 from experiments.core.models.unet import UNet
 
 
@@ -101,7 +102,10 @@ def fast_inference_model(model: nn.Module, device: torch.device, compile: bool =
         return model.eval()
     fast = inference_model(model, split_skips).to(device=device, dtype=torch.bfloat16,
                                                   memory_format=torch.channels_last)
-    return torch.compile(fast, dynamic=False) if compile else fast
+    if not compile:
+        return fast
+    allow_recompiles()           # a section may compile several architectures (the ablations: four)
+    return torch.compile(fast, dynamic=False)
 
 
 def load_inference_weights(fast: nn.Module, model: nn.Module) -> nn.Module:
