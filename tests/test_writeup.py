@@ -202,7 +202,7 @@ def _note_where(ctx, path: str, word: str) -> None:
     """A compile-ahead job: records the process, the context and whether gradients were on."""
     import os
 
-    Path(path).write_text(f"{os.getpid()} {ctx.section.name} {ctx.seed} {word} {torch.is_grad_enabled()}")
+    Path(path).write_text(f"{os.getpid()} {ctx.section.name} {ctx.seed} {word} {torch.is_grad_enabled()} {os.nice(0)}")
 
 
 def _fails_ahead(ctx, path: str, word: str) -> None:
@@ -210,8 +210,8 @@ def _fails_ahead(ctx, path: str, word: str) -> None:
 
 
 def test_compiling_ahead_runs_in_a_side_process_only_where_the_section_compiles(tmp_path):
-    """On the CPU (never compiled) nothing starts; the side process runs the job with the section's context
-    and no gradients, and a failed one only means the section compiles for itself."""
+    """On the CPU (never compiled) nothing starts; the side process runs the job with the section's context,
+    no gradients and the lowest CPU priority, and a failed one only means the section compiles for itself."""
     import os
 
     from experiments.core.compiling import compile_ahead, in_side_process
@@ -221,8 +221,9 @@ def test_compiling_ahead_runs_in_a_side_process_only_where_the_section_compiles(
     assert ahead.wait() is False and not marker.exists()
     ahead = in_side_process(_cpu_context(0), _note_where, str(marker), "sampler")
     assert ahead.wait() is True
-    pid, section, seed, word, grad = marker.read_text().split()
+    pid, section, seed, word, grad, nice = marker.read_text().split()
     assert int(pid) != os.getpid() and (section, seed, word, grad) == ("noising", "3", "sampler", "False")
+    assert int(nice) == 19                       # the lowest CPU priority: the section's own work comes first
     assert in_side_process(_cpu_context(0), _fails_ahead, str(marker), "x").wait() is False
 
 

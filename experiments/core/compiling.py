@@ -15,6 +15,7 @@ Nothing else passes between the processes, so the results are the same with or w
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from typing import Callable
 
@@ -54,6 +55,10 @@ class Ahead:
 def _warm(ctx: Context, fn: Callable, args: tuple) -> None:
     """The side process: fn(ctx, *args) on the section's device, without gradients."""
     torch.set_num_threads(1)                  # its work is compiling; the section keeps the cores it uses
+    if hasattr(os, "nice"):
+        # Lowest CPU priority, inherited by its compile workers: beside a section that compiles its own
+        # training, an even share of the CPU slowed that compile (the peer's training: 162 s -> 180 s, H100).
+        os.nice(19)
     if ctx.cuda:
         torch.cuda.set_device(ctx.device)     # CUDA graphs and streams use the current device
         torch.backends.cudnn.benchmark = True     # as the section's own networks run (part of what is cached)
