@@ -32,6 +32,7 @@ RECOMPILE_LIMIT = 64
 
 
 def allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
+    """Raise dynamo's limit of graphs per function to `limit` (never lower it)."""
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"   # older torch
     setattr(config, name, max(getattr(config, name), limit))
@@ -61,7 +62,7 @@ def _warm(ctx: Context, fn: Callable, args: tuple) -> None:
         os.nice(19)
     if ctx.cuda:
         torch.cuda.set_device(ctx.device)     # CUDA graphs and streams use the current device
-        torch.backends.cudnn.benchmark = True     # as the section's own networks run (part of what is cached)
+        torch.backends.cudnn.benchmark = True     # as the section's own networks run
     allow_recompiles()
     try:
         with torch.no_grad():
