@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from generator.labels import one_notation
 from generator.reader import SectionRun
 from generator.recipe_runs import models, setting_words
 
@@ -90,7 +91,7 @@ def retrained_rows(current: SectionRun | None, archived: list[SectionRun]) -> li
                if len({tuple(fids) for _, fids in trained}) == 1 else
                "beside other models in lockstep, which changes its random draws")
         rows.append(NoiseRow(f"the training run (same recipe and seed, trained again {how})",
-                             f"{name}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
+                             f"{one_notation(name)}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
                              f"{current.config['samples']:,} digits",
                              tuple(zip(labels([m for m, _ in trained]), (fids[name] for _, fids in trained)))))
     return rows

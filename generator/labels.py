@@ -6,6 +6,8 @@ predict=x0', or with full keys 'unet.norm=group ...'); a page names it in words 
 """
 from __future__ import annotations
 
+import re
+
 REFERENCE_NAMES = {"reference": "reference recipe", "reference (evaluation)": "reference recipe"}
 NORMS = {"group": "GroupNorm", "batch": "BatchNorm"}
 DEFAULT_EMA = "0.999"        # the decay the better recipe uses; other decays are named
@@ -57,3 +59,10 @@ def recipe_label(variant: str) -> str:
         else:
             tail.append(f"{key} {value}")
     return ", ".join([" + ".join(head)] + tail if head else tail)
+
+
+def one_notation(name: str) -> str:
+    """A recipe named one way in every run of a table: runs that recorded switches are named 'EMA' for the
+    default decay and 'predicting x₀', runs that recorded words 'EMA 0.999' and 'predicting x0'."""
+    name = re.sub(r"\bEMA\b(?! \d)", f"EMA {DEFAULT_EMA}", name)
+    return re.sub(r"\bx0\b", "x₀", name)

@@ -8,7 +8,6 @@ templates'.
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +18,7 @@ from generator import ablation_runs, diagram, evaluation_notes, images, recipe_r
 from generator.configview import annotated_yaml
 from generator.fid_noise import fid_noise_rows, headline_draws
 from generator.inputs import Results
-from generator.labels import DEFAULT_EMA, recipe_label
+from generator.labels import one_notation, recipe_label
 from generator.overlap import mean_others, shared_device
 from generator.performance_context import (BENCHMARKS, commits_of, labelled, quality_of, targets_of, utc,
                                            writeup_run, writeup_runs)
@@ -53,13 +52,6 @@ def other_devices(summary: Summary) -> list[str]:
     """Sections whose results come from another device than the summary's, e.g. 'peer (NVIDIA H100)'."""
     device = summary.get("device")
     return [f"{section} ({d})" for section, d in sorted((summary.get("devices") or {}).items()) if d and d != device]
-
-
-def one_notation(name: str) -> str:
-    """A recipe named one way in every run of a table: runs that recorded switches are named 'EMA' for the
-    default decay and 'predicting x₀', runs that recorded words 'EMA 0.999' and 'predicting x0'."""
-    name = re.sub(r"\bEMA\b(?! \d)", f"EMA {DEFAULT_EMA}", name)
-    return re.sub(r"\bx0\b", "x₀", name)
 
 
 def headline_words(run: SectionRun) -> str:

@@ -114,3 +114,12 @@ def test_the_better_recipe_trained_again_in_an_archived_run(manifests):
     rows = retrained()
     assert [r.same.split(", γ")[0] for r in rows] == ["GroupNorm, width D = 128"]
 
+
+
+def test_a_retrained_model_is_named_in_the_pages_one_notation(manifests):
+    """A model whose runs recorded its name in words ('EMA', 'predicting x0') reads as the other tables do."""
+    words = "GroupNorm + EMA, 80 epochs, predicting x0"
+    manifests["better-recipe"] = better_run("now", [words], [5.0], started_at="2026-11-26T10:00:00Z")
+    archive = {"better-recipe": [better_run("before", [words], [5.5])]}
+    rows = [r for r in fid_noise_rows(manifests, None, archive) if r.changes.startswith("the training run (")]
+    assert [r.same.split(", γ")[0] for r in rows] == ["GroupNorm + EMA 0.999, 80 epochs, predicting x₀"]
