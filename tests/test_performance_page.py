@@ -167,3 +167,14 @@ def test_ablations_page_names_only_switches_that_hold_in_every_run(pages):
     abl = json.loads((RESULTS / "ablations" / "manifest.json").read_text())
     ref = next(t for t in abl["tables"] if t["key"] == "ablations")["rows"][0][3]
     assert f"FID {ev['fid_time_conditioned']['value']:.1f} against {ref:.1f} for the reference" in page
+
+
+def test_the_index_says_how_legible_the_better_recipe_is_from_its_numbers(pages):
+    """'at the same legibility' only where the headline meets the accuracy goal; a near miss says so."""
+    better = json.loads((RESULTS / "better-recipe" / "manifest.json").read_text())
+    accuracy, goal = better["metrics"]["accuracy_headline"]["value"], better["config"]["target_accuracy"]
+    heading = next(line for line in pages["index.md"].splitlines() if "**A better recipe" in line)
+    expected = ("at the same legibility" if accuracy >= goal else
+                "at nearly the same legibility" if accuracy >= goal - 0.005 else "if less legible")
+    assert expected in heading
+    assert ("at the same legibility" in heading) == (accuracy >= goal)
