@@ -99,7 +99,7 @@ class Pages:
         self.r = renderer
         self.r.env.globals.update(GLOBALS)
         self.r.env.filters["percent"] = GLOBALS["percent"]
-        self.r.env.filters["recipe"] = recipe_label
+        self.r.env.filters["recipe"] = lambda variant: one_notation(recipe_label(variant))    # as every table names it
         self.r.env.filters["sentence"] = lambda text: str(text)[:1].upper() + str(text)[1:]
         self.results = results
         self.runs = results.runs

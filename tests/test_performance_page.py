@@ -178,3 +178,9 @@ def test_the_index_says_how_legible_the_better_recipe_is_from_its_numbers(pages)
                 "at nearly the same legibility" if accuracy >= goal - 0.005 else "if less legible")
     assert expected in heading
     assert ("at the same legibility" in heading) == (accuracy >= goal)
+
+
+def test_recipes_in_prose_are_named_one_way(pages):
+    """Where a page's sentences name a recipe, it reads as the tables do (x₀), whatever the run recorded."""
+    for name in ("conclusions.md", "evaluation/better-recipe.md"):
+        assert "predicting x0" not in outside_notes(pages[name]), name
