@@ -91,8 +91,8 @@ def retrained_rows(current: SectionRun | None, archived: list[SectionRun]) -> li
                if len({tuple(fids) for _, fids in trained}) == 1 else
                "beside other models in lockstep, which changes its random draws")
         rows.append(NoiseRow(f"the training run (same recipe and seed, trained again {how})",
-                             f"{one_notation(name)}, γ = 1 from N(0, I), the classifier and the grid's starting noise, "
-                             f"{current.config['samples']:,} digits",
+                             f"{one_notation(name)}, γ = 1 from N(0, I), the classifier and the grid's starting "
+                             f"noise, {current.config['samples']:,} digits",
                              tuple(zip(labels([m for m, _ in trained]), (fids[name] for _, fids in trained)))))
     return rows
 
