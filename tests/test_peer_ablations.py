@@ -393,6 +393,21 @@ def test_better_recipe_config_rejects_an_interval_past_T():
         dataclasses.replace(better_recipe.QUICK, grid=(late,)).validate()
 
 
+def test_a_grid_can_be_written_out_in_a_config_file():
+    from experiments.core.config import override, validate
+    from experiments.core.guidance import Guidance
+    from experiments.errors import UserError
+    from experiments.sections import ablations, better_recipe
+
+    grid = [{"guidance": {"scale": 1.0}}, {"guidance": {"scale": 2.0, "interval": [0, 20]}, "start": "matched"}]
+    cfg = validate(override(better_recipe.QUICK, {"grid": grid}))
+    assert cfg.grid == (better_recipe.UNGUIDED, better_recipe.Sampler(Guidance(2.0, (0, 20)), "matched"))
+    with pytest.raises(UserError, match="did you mean grid.guidance.scale"):
+        override(better_recipe.QUICK, {"grid": [{"guidance": {"scal": 1.0}}]})
+    with pytest.raises(UserError, match="cannot be given as a mapping"):
+        override(ablations.QUICK, {"variants": [{"name": "x"}]})
+
+
 @pytest.mark.parametrize("name", BEYOND)
 def test_pages_render_from_the_quick_run(quick_run, name):
     """Each page reads the quick run's numbers through the reader: formulas, numbers, no empty values."""

@@ -182,6 +182,12 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, str):
             return value
         raise UserError(f"config {key}: expected a string, got {value!r}")
+    if is_dataclass(annotation) and isinstance(value, dict):        # a list item written out as a mapping
+        try:
+            default = annotation()
+        except TypeError:
+            raise UserError(f"config {key}: {annotation.__name__} cannot be given as a mapping") from None
+        return override(default, value, prefix=f"{key}.")
     if is_dataclass(annotation) and hasattr(annotation, "parse"):    # a typed value with a spelling, e.g. Guidance
         return annotation.parse(value)
     if origin is tuple:
