@@ -76,12 +76,13 @@ def sample_set(ctx: Context, net: torch.nn.Module, dcfg: DiffusionConfig, n: int
     return torch.cat(out)
 
 
-def warm_up(ctx: Context, net: torch.nn.Module, dcfg: DiffusionConfig, batch: int, guided: bool = False) -> None:
-    """Two untimed sampler steps at the batch size the timed runs use, so one-off costs (compiling for
-    that shape, kernel selection) stay out of their timings."""
+def warm_up(ctx: Context, net: torch.nn.Module, dcfg: DiffusionConfig, batch: int, guided: bool = False,
+            step: StepFn | None = None) -> None:
+    """Two untimed sampler steps (of `step`, default DDPM) at the batch size the timed runs use, so
+    one-off costs (compiling for that shape, kernel selection) stay out of their timings."""
     if ctx.cuda:
         sample_set(ctx, net, dcfg, batch, batch, guidance=dcfg.guidance if guided else None,
-                   timesteps=spaced_timesteps(dcfg.T, 2))
+                   timesteps=spaced_timesteps(dcfg.T, 2), step=step)
 
 
 @dataclass
