@@ -111,6 +111,7 @@ class Pages:
         self.shared = shared_device(results.manifests)
         # cross-section FID pairs (the run history and the evaluation): computed once, not once per page
         self.fid_noise = fid_noise_rows(self.runs, results.benchmark, self.archived)
+        self.ablation_spread = self._ablation_spread()
 
     def render_all(self) -> dict[str, str]:
         pages = {section_path(s): self.section_page(s) for s in self.sections}
@@ -148,13 +149,23 @@ class Pages:
                 "profiles": sorted({r.profile for r in runs}), "devices": sorted({r.device for r in runs}),
                 "total_wall_s": sum(r.wall_s for r in runs), "cards": self.cards(),
                 "stale": [self.status[s.name] for s in self.sections if self.status[s.name].state == "stale"],
-                "fid_noise": self.fid_noise, "split_sizes": self.split_sizes(),
+                "fid_noise": self.fid_noise, "ablation_spread": self.ablation_spread, "split_sizes": self.split_sizes(),
                 "other_devices": other_devices(self.summary), "dataset": self.results.dataset.title,
                 "data": self.results.dataset, "shown": self.results.shown,
                 "results_base": lambda name: link(page, f"results/{name}") + "/",
                 "display_width": lambda section, file, kind: images.display_width(
                     self.results.root / section / file, kind),
                 "link": lambda to: link(page, to), "section_link": lambda name: link(page, self.path_of(name))}
+
+    def _ablation_spread(self) -> dict[str, float] | None:
+        """How far one configuration's FID moves between trainings in the ablation runs: the reference's
+        largest over smallest FID and the largest such ratio of any variant (None before a second run)."""
+        abl = self.runs.get("ablations")
+        variants = ablation_runs.across_runs(abl, self.archived.get("ablations", [])) if abl else []
+        ratios = [v.ratio for v in variants if v.ratio is not None]
+        if not ratios or variants[0].ratio is None:
+            return None
+        return {"reference": variants[0].ratio, "largest": max(ratios)}
 
     def cards(self) -> dict[str, list[Card]]:
         """The sections of each navigation group (the index's map of the writeup)."""

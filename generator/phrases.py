@@ -138,6 +138,12 @@ def times(a: float, b: float) -> str:
     return f"{ratio:.0f}×" if ratio >= 100 else f"{ratio:.1f}×"
 
 
+def listed(items: Sequence, last: str = "and") -> str:
+    """'1', '1 and 50', '2, 3 and 4': items in a sentence (`last` joins the final two: 'and', 'or')."""
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}" if words else ""
+
+
 def best(rows: Sequence, key: str, lowest: bool = True):
     """The row with the lowest (or highest) value in column `key`, ignoring rows without one."""
     usable = [r for r in rows if r[key] is not None]
@@ -208,5 +214,6 @@ def reaching(rows: Sequence, key: str, goal: float) -> list:
     return [row for row in rows if percent(row[key]) is not None and percent(row[key]) >= goal]
 
 
-GLOBALS = {"alignments": alignments, "reaching": reaching, "column_fmt": column_fmt, "groups_in_order": groups_in_order, "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times, "best": best, "percent": percent,
-           "zip": lambda *columns: list(zip(*columns))}
+GLOBALS = {"alignments": alignments, "reaching": reaching, "column_fmt": column_fmt, "groups_in_order": groups_in_order,
+           "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times,
+           "listed": listed, "best": best, "percent": percent, "zip": lambda *columns: list(zip(*columns))}

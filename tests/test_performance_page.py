@@ -184,3 +184,40 @@ def test_recipes_in_prose_are_named_one_way(pages):
     """Where a page's sentences name a recipe, it reads as the tables do (x₀), whatever the run recorded."""
     for name in ("conclusions.md", "evaluation/better-recipe.md"):
         assert "predicting x0" not in outside_notes(pages[name]), name
+
+
+def test_the_better_recipe_page_names_the_goal_it_misses_from_its_numbers(pages):
+    """The verdict, the comparison with the reference and the draws' spread follow the headline's numbers."""
+    better = json.loads((RESULTS / "better-recipe" / "manifest.json").read_text())
+    metrics, config = better["metrics"], better["config"]
+    fid_ok = metrics["fid_ratio_headline"]["value"] <= config["target_fid_ratio"]
+    accuracy_ok = metrics["accuracy_headline"]["value"] >= config["target_accuracy"]
+    page = " ".join(pages["evaluation/better-recipe.md"].split())
+    verdict = {(True, True): "It meets both our goals",
+               (True, False): "It meets the FID goal but not the accuracy goal",
+               (False, True): "It meets the accuracy goal but not the FID goal",
+               (False, False): "It meets neither goal"}[(fid_ok, accuracy_ok)]
+    assert verdict in page
+    assert ("at the same accuracy goal" in page) == accuracy_ok
+    assert f"their FID spread, {metrics['fid_headline_spread']['value']:.3f}," in page
+
+
+def test_steps_are_listed_as_a_sentence_lists_them(pages):
+    from generator.phrases import listed
+
+    assert listed([1]) == "1" and listed([1, 50], "or") == "1 or 50" and listed([2, 3, 4, 5]) == "2, 3, 4 and 5"
+    peer = json.loads((RESULTS / "peer" / "manifest.json").read_text())
+    table = next(t for t in peer["tables"] if t["key"] == "sweep")
+    steps, ddim, trailing = (table["columns"].index(c) for c in ("steps", "ours, DDIM", "peer, DDPMScheduler (trailing)"))
+    losses = [row[steps] for row in table["rows"] if row[ddim] >= row[trailing]]
+    page = " ".join(pages["beyond/peer.md"].split())
+    if losses and len(losses) < len(table["rows"]):
+        assert f"but not at {listed(losses, 'or')} step" in page
+
+
+def test_run_to_run_movement_is_read_from_the_ablation_runs(pages):
+    """No hand-typed size for how much a retrained configuration moves: it comes from the recorded runs."""
+    for name in ("index.md", "conclusions.md"):
+        text = " ".join(pages[name].split())
+        assert "tens of percent" not in text
+        assert re.search(r"trained again moves its FID by up to \d+\.\d× \(the reference", text), name
