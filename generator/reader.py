@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from decimal import Decimal
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,9 @@ def column_format(key: str, values: list[Any]) -> str | None:
     if all(abs(v * 20 - round(v * 20)) < 1e-9 for v in numbers):   # settings (σ = 0.25, γ = 1.5), not measurements
         return None
     smallest = min((abs(v) for v in numbers if v), default=1.0)
-    return f".{min(5, max(0, 2 - math.floor(math.log10(smallest))))}f"
+    recorded = max(-Decimal(repr(v)).as_tuple().exponent for v in numbers)     # no more decimals than were kept
+    decimals = max(0, min(2 - math.floor(math.log10(smallest)), recorded))
+    return f".{decimals}f" if decimals <= 5 else ".3g"       # 6.65e-05, not 0.00007
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Metric:
     fmt: str = ".4g"
 
     def __str__(self) -> str:
+        fixed = re.fullmatch(r"\.(\d+)f", self.fmt)
+        if fixed and isinstance(self.value, float) and 0 < abs(self.value) < 10 ** (1 - int(fixed[1])):
+            return f"{self.value:.3g}"          # 6.65e-05, not a lone digit (0.00007)
         return fmt_value(self.value, ",d" if self.fmt == "d" else self.fmt)     # counts with separators
 
 

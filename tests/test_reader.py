@@ -68,6 +68,12 @@ def test_a_measured_column_prints_with_one_number_of_decimals():
     assert [row[3] for row in cells] == ["0.03790", "0.00415", "0.00630"]
     assert [row[0] for row in cells] == [0.0, 1.5, 10.0]                 # settings print as given
     assert [row[2] for row in cells] == [300, 50, 10]                    # so do counts
+    tiny = manifest(tables=[{"key": "k", "title": "K", "columns": ["MSE"], "rows": [[0.06729], [0.0000665]]}])
+    assert [row[0] for row in read_run(tiny).table("k").cells()] == ["0.0673", "6.65e-05"]   # never one digit
+    kept = manifest(tables=[{"key": "k", "title": "K", "columns": ["ratio"], "rows": [[2.411], [0.096]]}])
+    assert [row[0] for row in read_run(kept).table("k").cells()] == ["2.411", "0.096"]   # no digits it never had
+    metrics = read_run(manifest(metrics={"mse": {"value": 0.0000665, "fmt": ".5f"}, "big": {"value": 0.00038, "fmt": ".5f"}}))
+    assert str(metrics.metric("mse")) == "6.65e-05" and str(metrics.metric("big")) == "0.00038"
 
 
 def test_percentages_read_alike_from_metrics_and_tables():
