@@ -18,7 +18,7 @@ T = 300
 
 
 def np_schedule(T=T, start=1e-4, end=0.02):
-    """betas, alphas, abar in float64 numpy, straight from the spec."""
+    """betas, alphas, abar in float64 numpy, straight from the definitions."""
     betas = np.array([start + (end - start) * i / (T - 1) for i in range(T)], dtype=np.float64)
     alphas = 1.0 - betas
     abar = np.cumprod(alphas)
@@ -97,7 +97,7 @@ def gaussian_posterior_mean(x_t, x0, abar_t, abar_prev):
     """Mean of q(x_{t'} | x_t, x0) by Bayes (precision-weighted product of two Gaussians).
 
     q(x_{t'} | x0) = N(sqrt(abar_prev) x0, 1 - abar_prev); q(x_t | x_{t'}) = N(sqrt(a) x_{t'}, 1 - a),
-    a = abar_t / abar_prev. A different route to the spec's formula, so a typo in either shows.
+    a = abar_t / abar_prev. A different route to the formula, so a typo in either shows.
     """
     a = abar_t / abar_prev
     prec_prior, prec_lik = 1.0 / (1.0 - abar_prev), a / (1.0 - a)
@@ -113,7 +113,7 @@ def test_ddpm_step_is_the_posterior_mean_plus_sqrt_beta_noise(sched64, rng, t):
     eps = (x_t - np.sqrt(abar[t]) * x0) / np.sqrt(1 - abar[t])   # the eps for which x0_hat = x0
     z = rng.standard_normal((2, 1, 28, 28))
     tt = torch.full((2,), t)
-    # the spec's formula, written out
+    # the formula, written out
     spec = (np.sqrt(abar[t - 1]) * betas[t] / (1 - abar[t]) * x0
             + np.sqrt(alphas[t]) * (1 - abar[t - 1]) / (1 - abar[t]) * x_t + np.sqrt(betas[t]) * z)
     got = ddpm_step(torch.from_numpy(x_t), torch.from_numpy(eps), tt, sched64, torch.from_numpy(z))

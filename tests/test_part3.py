@@ -80,7 +80,7 @@ def test_anagram_estimate_is_symmetric_under_swapping_class_and_orientation(net,
 
 
 def test_strided_loop_at_stride_one_is_the_ddpm_sampler(net):
-    """The strided loop at stride 1 against the spec's DDPM formula, written out here in float64."""
+    """The strided loop at stride 1 against the DDPM formula, written out here in float64."""
     T = 12
     sched = make_schedule(T, dtype=torch.float64)
     betas = np.linspace(1e-4, 0.02, T)

@@ -262,8 +262,8 @@ def test_an_interrupted_unpack_is_recovered_at_the_next_start(results, tmp_path,
 
 
 # ---- 6. tarballs: every member checked, bytes written by hand --------------------------------------------
-def pack_sections(results: Path, tmp_path: Path, names: list[str], name: str = "lease.tar.gz") -> Path:
-    staging = tmp_path / "lease" / "results"
+def pack_sections(results: Path, tmp_path: Path, names: list[str], name: str = "packed.tar.gz") -> Path:
+    staging = tmp_path / "packed" / "results"
     for section in names:
         shutil.copytree(results / section, staging / section, dirs_exist_ok=True)
     return pack(staging, tmp_path / name)

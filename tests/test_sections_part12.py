@@ -23,7 +23,7 @@ def quick_cfg(name: str):
 
 
 def expected_files(name: str) -> set[str]:
-    """What the SPEC table says each section shows, as file names, for the quick config."""
+    """What each section shows, as file names, for the quick config."""
     cfg = quick_cfg(name)
     loss = {"loss.png", "loss.json"}
     if name == "noising":

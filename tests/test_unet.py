@@ -1,4 +1,4 @@
-"""The UNet family: parameter counts pinned to the spec, shapes, conditioning, ablation switches."""
+"""The UNet family: parameter counts pinned to the writeup's layer list, shapes, conditioning, ablation switches."""
 from __future__ import annotations
 
 import pytest
@@ -12,7 +12,7 @@ PINNED_D64 = {"none": 1_975_361, "time": 1_996_417, "class": 2_019_201}
 
 
 def spec_parameter_count(d: int, conditioning: str) -> int:
-    """The parameter count written out from the spec's layer list (independent of the model code)."""
+    """The parameter count written out from the writeup's layer list (independent of the model code)."""
     def conv(i, o, k):            # Conv2d / ConvTranspose2d with bias
         return i * o * k * k + o
 

@@ -1,7 +1,7 @@
 """Part 3, iterative denoising with strided timesteps: from a noisy test digit back to a clean one.
 
 The loop visits t = T-1, T-1-s, ... (stride s) and moves from t to the next t' with the general
-update of the spec (alpha = abar_t / abar_t', beta = 1 - alpha), which at s = 1 is the DDPM step.
+strided update (alpha = abar_t / abar_t', beta = 1 - alpha), which at s = 1 is the DDPM step.
 Starting at index i_start of that list (t = 99 of T = 300 with stride 10: noisy enough to need several
 steps, clean enough that the digit survives, as the forward process measures), it is compared with one
 denoising step and a Gaussian blur, and the stride is swept to show what skipping steps costs.

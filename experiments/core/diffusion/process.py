@@ -1,8 +1,8 @@
 """Forward process, x0 / eps conversions, DDPM, strided and DDIM steps, classifier-free guidance.
 
 All functions are pure: tensors in, tensors out. `t` and `t_prev` are (B,) int64 indices, 0-based,
-with t_prev = -1 meaning "the clean image" (abar = 1). Equations follow Ho et al. (2020) and the
-spec's notation; numbers in comments refer to the spec's DDPM sampling paragraph.
+with t_prev = -1 meaning "the clean image" (abar = 1). Equations follow Ho et al. (2020) in the
+writeup's notation; numbers in comments refer to the steps of the sampling algorithm on its model page.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def strided_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, t_pre
     alpha = abar_t / abar_{t'}, beta = 1 - alpha;
     x_{t'} = sqrt(abar_{t'}) beta / (1 - abar_t) x0_hat + sqrt(alpha) (1 - abar_{t'}) / (1 - abar_t) x_t
              + sqrt(beta) z,   with z = 0 when noise is None (the last step).
-    At stride 1 this is exactly the DDPM step of the spec.
+    At stride 1 this is exactly the DDPM step.
     """
     return strided_update(x_t, x0_hat, per_sample(sched.abar(t), x_t), per_sample(sched.abar(t_prev), x_t), noise)
 

@@ -48,7 +48,7 @@ def _update(fn: Callable, compiled: bool) -> Callable:
 
 
 def ddpm_step_fn(sched: Schedule, clip_x0: bool = False, compiled: bool = False) -> StepFn:
-    """The spec's (strided) DDPM update: x0_hat from eps, then the posterior mean plus sqrt(beta) z.
+    """The (strided) DDPM update: x0_hat from eps, then the posterior mean plus sqrt(beta) z.
 
     clip_x0: clamp x0_hat to the data range [0, 1] first (Ho et al.'s `clip_denoised`): an estimate
     outside the range of any digit is pulled back before it steers the next mean. compiled: the

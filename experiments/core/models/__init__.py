@@ -1,1 +1,1 @@
-"""Networks: the UNet family of the spec and the evaluation classifier. They know nothing of betas."""
+"""Networks: the writeup's UNet family and the evaluation classifier. They know nothing of betas."""

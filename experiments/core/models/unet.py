@@ -1,4 +1,4 @@
-"""The UNet family of the spec as one implementation with options.
+"""The writeup's UNet family as one implementation with options.
 
 Contract: `unet(x, t, c)` with x (B, 1, 28, 28), t (B,) already normalised to t/T (ignored when
 unconditioned), c (B, 10) one-hot class vectors (zeros = unconditional; ignored unless class-
