@@ -11,7 +11,8 @@ conditioned digits with CFG over all 300 steps, plain, ours, and ours without th
 concatenations. Then the other models the writeup trains on the fast path (the diffusers peer, its
 1,000-step sampler, the better recipe's GroupNorm model): what the writeup's time is made of.
 `--quality` trains the class-conditioned model both ways over the full budget and compares FIDs
-(it needs the classifier of a full-profile run); its keys are merged into an existing file.
+(it needs the classifier of a full-profile run); its keys are merged into an existing file, and a
+later speed run keeps them.
 The Performance page renders only from this file and the writeup's run.json.
 """
 from __future__ import annotations
@@ -43,6 +44,9 @@ from experiments.pipeline import provenance
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 GUIDANCE = Guidance(5.0)
+# what `quality_check` writes: kept when only the speed is measured again
+QUALITY_KEYS = ("fid_plain", "fid_ours", "quality_seeds", "quality_samples", "quality_git_commit",
+                "quality_measured_at")
 REPEATS = 3                      # plain and ours alternate this many times each
 
 
@@ -301,13 +305,16 @@ def report(result: dict) -> None:
                    "checkpoint of a full writeup run in this work folder (e.g. .work/full).")
 def main(device: str, data_root: str | None, steps: int, out: Path, measure_speed: bool, others: bool,
          quality_work_root: Path | None) -> None:
-    """Plain loops against ours; writes (or, for --no-speed, adds to) the benchmark file."""
+    """Plain loops against ours; writes the benchmark file, keeping what the run does not measure again."""
     dev = torch.device(device)
     torch.backends.cudnn.benchmark = True
     split = load_split(data_root, train=True)
-    result = json.loads(out.read_text()) if out.exists() and not measure_speed else {}
-    if measure_speed:
-        result.update(speed(split, dev, steps, others))
+    result = json.loads(out.read_text()) if out.exists() else {}
+    if measure_speed:      # new speed numbers replace the old ones; an earlier quality check stays, with its commit
+        kept = {k: v for k, v in result.items() if k in QUALITY_KEYS}
+        if kept and "quality_git_commit" not in kept and result.get("git_commit"):
+            kept["quality_git_commit"] = result["git_commit"]     # it was added beside those speed numbers
+        result = {**kept, **speed(split, dev, steps, others)}
     if quality_work_root is not None:
         result.update(quality_check(split, dev, quality_work_root, data_root))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -113,16 +113,16 @@ def writeup_run(summary: dict) -> dict[str, Any]:
 
 def commits_of(benchmark: dict | None, summary: dict | None) -> dict[str, str] | None:
     """The short commits of the benchmark (its speed numbers, and its quality check where that ran at
-    another commit) and of the results (the whole-writeup run's, else the summary's) when they differ,
-    for the page's collapsed provenance note; None when they agree or one is unknown."""
+    another commit) and of the results (the whole-writeup run's, else the summary's) when any of them
+    differ, for the page's collapsed provenance note; None when they agree or one is unknown."""
     bench = str((benchmark or {}).get("git_commit") or "")
     quality = str((benchmark or {}).get("quality_git_commit") or "")
     results = str((summary or {}).get("writeup_git_commit") or (summary or {}).get("git_commit") or "")
     same = lambda a, b: a.startswith(b[:7]) or b.startswith(a[:7])       # noqa: E731 - short or full hashes
-    if not bench or not results or same(bench, results):
+    apart = quality[:7] if quality and bench and not same(quality, bench) else None
+    if not bench or not results or (same(bench, results) and not apart):
         return None
-    return {"benchmark": bench[:7], "results": results[:7],
-            "quality": quality[:7] if quality and not same(quality, bench) else None}
+    return {"benchmark": bench[:7], "results": results[:7], "quality": apart}
 
 
 def _writeup_goal(gpus: int) -> int:

@@ -37,3 +37,20 @@ def test_no_speed_keeps_what_the_file_holds(tmp_path, monkeypatch):
                                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text()) == {"train_speedup": 8.5, "fid_plain": [100.0]}
+
+
+def test_a_speed_run_keeps_the_earlier_quality_check_and_its_commit(tmp_path, monkeypatch):
+    """Measuring the speed again replaces the speed numbers only: the quality check (hours of training
+    apart) stays, marked with the commit it came from, and nothing else of the old file survives."""
+    from click.testing import CliRunner
+
+    out = tmp_path / "benchmark.json"
+    out.write_text(json.dumps({"git_commit": "aaaaaaa", "train_speedup": 6.0, "peer_sample_s": 30.0,
+                               "fid_plain": [100.0], "fid_ours": [99.0, 101.0], "quality_samples": 10_000}))
+    monkeypatch.setattr(benchmark, "load_split", lambda *args, **kwargs: None)
+    monkeypatch.setattr(benchmark, "speed", lambda *args, **kwargs: {"git_commit": "bbbbbbb", "train_speedup": 7.0})
+    result = CliRunner().invoke(benchmark.main, ["--device", "cpu", "--no-others", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text()) == {"git_commit": "bbbbbbb", "train_speedup": 7.0, "fid_plain": [100.0],
+                                           "fid_ours": [99.0, 101.0], "quality_samples": 10_000,
+                                           "quality_git_commit": "aaaaaaa"}

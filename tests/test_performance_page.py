@@ -60,7 +60,7 @@ def test_a_run_kept_after_the_shown_results_is_listed_first_but_not_as_theirs():
     assert one_gpu["measured"] == "17 min 02 s (another run)" and four_gpus["measured"] == "6 min 37 s"
 
 
-def test_the_commits_note_only_when_benchmark_and_results_differ():
+def test_the_commits_note_only_when_the_benchmark_or_its_quality_check_differ():
     summary = {"writeup_git_commit": "b352c4b9491486d571535f6705a983cc64586fc3"}
     assert commits_of({"git_commit": "7aa53eb"}, summary) == {"benchmark": "7aa53eb", "results": "b352c4b",
                                                              "quality": None}
@@ -69,6 +69,9 @@ def test_the_commits_note_only_when_benchmark_and_results_differ():
     assert "f96aca7" not in " ".join(r.value for r in labelled(quality, BENCHMARKS))    # provenance, not a row
     assert commits_of({"git_commit": "7aa53eb", "quality_git_commit": "7aa53eb"}, summary)["quality"] is None
     assert commits_of({"git_commit": "b352c4b"}, summary) is None
+    # speed numbers from the results' commit, the quality check from an earlier one: still noted
+    assert commits_of({"git_commit": "b352c4b", "quality_git_commit": "f96aca7"}, summary) == {
+        "benchmark": "b352c4b", "results": "b352c4b", "quality": "f96aca7"}
     assert commits_of({}, summary) is None and commits_of({"git_commit": "7aa53eb"}, {}) is None
 
 
