@@ -337,8 +337,8 @@ def test_fast_sampling_quick_outputs(quick_run):
     # every DDIM step count from both starts, and both starts of the full DDPM sampler
     steps = m["config"]["ddim_steps"]
     for start in ("pure noise", "moment-matched"):
-        assert sorted(r[col["steps"]] for r in rows if r[0] == "DDIM" and r[col["start x_T"]] == start) == steps
-        assert any(r[0].startswith("DDPM") and r[col["start x_T"]] == start for r in rows)
+        assert sorted(r[col["steps"]] for r in rows if r[0] == "DDIM" and r[col["starts from"]] == start) == steps
+        assert any(r[0].startswith("DDPM") and r[col["starts from"]] == start for r in rows)
     assert metric(m, "fid_ddim_50_matched") != metric(m, "fid_ddim_50")          # a different start, other digits
     assert 0 < metric(m, "abar_last") < 1 and 0 < metric(m, "data_ink") < 1
     assert all(0 <= r[col["mean pixel"]] <= 1 for r in rows)

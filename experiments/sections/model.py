@@ -25,6 +25,8 @@ from experiments.core.section import Context, Section
 NETWORKS = {"denoiser": ("single-step-denoiser", "unconditional UNet (Part 1)"),
             "time": ("time-conditioned", "time-conditioned UNet (Part 2)"),
             "classes": ("class-conditioned", "class-conditioned UNet (Part 2)")}
+# what enters each network besides x_t (the class-conditioned UNet also takes t)
+CONDITIONED_ON = {"none": "none", "time": "time", "class": "time + class"}
 DRAWN = "class-conditioned"          # the network the diagram shows: the one where both t and c enter
 # operations between blocks that change the data flow; everything else (views, casts) passes a tensor on
 OPERATIONS = {"cat": "concatenate", "__mul__": "multiply", "mul": "multiply", "__add__": "add", "add": "add"}
@@ -152,7 +154,7 @@ def run(ctx: Context) -> None:
         graph = trace(unet, cfg.batch)
         graphs[section] = graph
         blocks = [n for n in graph["nodes"] if n["kind"] == "block"]
-        rows.append([label, unet.cfg.hidden, unet.cfg.conditioning, len(blocks), graph["parameters"]])
+        rows.append([label, unet.cfg.hidden, CONDITIONED_ON[unet.cfg.conditioning], len(blocks), graph["parameters"]])
         ctx.out.add_metric(f"parameters_{section.replace('-', '_')}", graph["parameters"],
                            f"Parameters, {label}", ",d")
     ctx.out.add_series("architecture.json", "the traced networks", {"drawn": DRAWN, "networks": graphs})

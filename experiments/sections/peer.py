@@ -148,7 +148,7 @@ def run(ctx: Context) -> None:
     peer_x, peer_s, peer_devices = draw_peer(ctx, cfg.samples, T_peer, cfg.spacing)
     fid_peer = ev.fid(peer_x)
     record_side_by_side(ctx, cfg, ours_manifest, peer, fid_peer, peer_s, peer_devices, dcfg.T)
-    ours_x = sample_set(eager, ours, dcfg, min(cfg.batch, cfg.samples), cfg.batch)
+    ours_x = sample_set(eager, ours, dcfg, cfg.shown, cfg.batch)           # for the figure only
     figures.save_labelled_grid(ctx.out.path("samples.png"), [ours_x[:cfg.shown], peer_x[:cfg.shown]],
                                [f"ours, {dcfg.T} steps", f"peer, {T_peer} steps"])
     ctx.out.add_figure("samples.png", "Samples side by side",

@@ -18,6 +18,9 @@ from experiments.core.diffusion.tricks import FLIPS, anagram_estimate, flip
 from experiments.core.lab import DEPENDS, SamplingConfig, check_stride, load, parse_pairs, pick_best
 
 
+FLIP_WORDS = {"rotate180": "180° turn", "vertical": "vertical mirror"}      # one per FLIPS
+
+
 @dataclass(frozen=True)
 class AnagramConfig(SamplingConfig):
     pairs: tuple[str, ...] = ("6/9", "1/7", "2/5", "3/8", "4/7", "0/8")   # c1 upright / c2 upside down
@@ -71,7 +74,8 @@ def run(ctx: Context) -> None:
     figures.save_labelled_grid(out.path("samples.png"), rows, labels)
     out.add_figure("samples.png", "Visual anagrams, not picked", alt="Unpicked visual anagram samples")
 
-    out.add_table("pairs", f"{n} anagrams per pair ({cfg.guidance.describe()}, stride {cfg.stride}, flip {cfg.flip})",
+    out.add_table("pairs", f"{n} anagrams per pair ({cfg.guidance.describe()}, stride {cfg.stride}, "
+                  f"{FLIP_WORDS[cfg.flip]})",
                   ["c1 / c2", "upright read as c1", "turned read as c2", "both",
                    "baseline: plain c1, turned read as c2", "baseline: both"],
                   [[f"{a} / {b}"] + [round(v, 4) for v in (r[0], r[1], r[2], r[4], r[5])]
