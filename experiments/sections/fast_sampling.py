@@ -130,8 +130,10 @@ def run(ctx: Context) -> None:
     ctx.out.add_metric("data_ink", data_ink, "Mean pixel of the training digits", ".4f")
     record_verdicts(ctx, cfg, steps, curves, walls, ddpm, dcfg.T)
 
-    ctx.out.add_table("samplers", "Samplers compared", ["sampler", "starts from", "steps", "FID",
-                      f"FID / DDPM-{dcfg.T} from noise", "mean pixel", "wall time (s)", "digits/s"], rows)
+    ctx.out.add_table("samplers", "Samplers compared",
+                      {"sampler": "sampler", "start_x_t": "starts from", "steps": "steps", "fid": "FID",
+                       f"fid_ddpm_{dcfg.T}_from_noise": f"FID / DDPM-{dcfg.T} from noise", "mean_pixel": "mean pixel",
+                       "wall_time_s": "wall time (s)", "digits_s": "digits/s"}, rows)
     ddim_start = "matched" if "matched" in cfg.starts else "noise"
     figures.save_line_plot(ctx.out.path("fid_vs_steps.png"), steps, curves, "sampler steps", "classifier-FID",
                            "FID against the number of sampler steps", log_x=True,
