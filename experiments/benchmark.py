@@ -39,7 +39,11 @@ from experiments.core.models.inference import fast_inference_model
 from experiments.core.models.unet import UNet
 from experiments.core.objectives import diffusion_objective, one_hot_dropped
 from experiments.core.training import Trainer, TrainResult
+from experiments.cli import run_click
+from experiments.errors import UserError, one_line
 from experiments.pipeline import provenance
+from experiments.pipeline.results import write_json_atomic
+from experiments.pipeline.runner import resolve_device
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s), by device-name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
@@ -284,6 +288,21 @@ def speed(split, device: torch.device, steps: int, others: bool) -> dict:
     return result
 
 
+def earlier_results(out: Path) -> dict:
+    """What the benchmark file holds already (nothing if there is none); a file that is not a benchmark
+    is refused rather than replaced."""
+    if not out.exists():
+        return {}
+    try:
+        result = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {out} as a benchmark file ({one_line(exc)}); move it away or pass another "
+                        "--out") from None
+    if not isinstance(result, dict):
+        raise UserError(f"{out} holds no benchmark (a JSON object); move it away or pass another --out")
+    return result
+
+
 def report(result: dict) -> None:
     """What was measured, one line each."""
     for key, value in result.items():
@@ -306,10 +325,12 @@ def report(result: dict) -> None:
 def main(device: str, data_root: str | None, steps: int, out: Path, measure_speed: bool, others: bool,
          quality_work_root: Path | None) -> None:
     """Plain loops against ours; writes the benchmark file, keeping what the run does not measure again."""
-    dev = torch.device(device)
+    result = earlier_results(out)             # checked first: a bad file fails before minutes of timing
+    dev = resolve_device(device)
+    if not measure_speed and quality_work_root is None:
+        raise UserError("nothing to measure: --no-speed needs --quality")
     torch.backends.cudnn.benchmark = True
     split = load_split(data_root, train=True)
-    result = json.loads(out.read_text()) if out.exists() else {}
     if measure_speed:      # new speed numbers replace the old ones; an earlier quality check stays, with its commit
         kept = {k: v for k, v in result.items() if k in QUALITY_KEYS}
         if kept and "quality_git_commit" not in kept and result.get("git_commit"):
@@ -318,9 +339,9 @@ def main(device: str, data_root: str | None, steps: int, out: Path, measure_spee
     if quality_work_root is not None:
         result.update(quality_check(split, dev, quality_work_root, data_root))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)            # whole or not at all: an interrupted write keeps the old file
     report(result)
 
 
 if __name__ == "__main__":
-    main()
+    run_click(main, None, "python -m experiments.benchmark", "interrupted; the benchmark file is unchanged")

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from experiments import benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_alternate_interleaves_the_two_measurements():
@@ -54,3 +59,14 @@ def test_a_speed_run_keeps_the_earlier_quality_check_and_its_commit(tmp_path, mo
     assert json.loads(out.read_text()) == {"git_commit": "bbbbbbb", "train_speedup": 7.0, "fid_plain": [100.0],
                                            "fid_ours": [99.0, 101.0], "quality_samples": 10_000,
                                            "quality_git_commit": "aaaaaaa"}
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_a_file_that_is_no_benchmark_is_refused_in_one_line_and_kept(tmp_path, content):
+    out = tmp_path / "benchmark.json"
+    out.write_text(content)
+    run = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--device", "cpu", "--no-speed",
+                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert out.read_text() == content
