@@ -183,6 +183,17 @@ def test_the_index_says_how_legible_the_better_recipe_is_from_its_numbers(pages)
     assert ("at the same legibility" in heading) == (accuracy >= goal)
 
 
+def test_the_index_says_digits_keep_improving_only_if_the_last_checkpoint_scores_best(pages):
+    ev = json.loads((RESULTS / "evaluation" / "manifest.json").read_text())
+    table = next(t for t in ev["tables"] if t["key"] == "fid_per_epoch")
+    from generator.reader import column_key
+
+    keys = table.get("keys") or [column_key(c) for c in table["columns"]]
+    fids = [row[keys.index("fid_class_conditioned")] for row in table["rows"]]
+    heading = next(line for line in pages["index.md"].splitlines() if "**Digits are legible early" in line)
+    assert ("and keep improving" in heading) == (fids[-1] == min(fids))
+
+
 def test_recipes_in_prose_are_named_one_way(pages):
     """Where a page's sentences name a recipe, it reads as the tables do (x₀), whatever the run recorded."""
     for name in ("conclusions.md", "evaluation/better-recipe.md"):
