@@ -325,12 +325,19 @@ def report(result: dict) -> None:
 def main(device: str, data_root: str | None, steps: int, out: Path, measure_speed: bool, others: bool,
          quality_work_root: Path | None) -> None:
     """Plain loops against ours; writes the benchmark file, keeping what the run does not measure again."""
+    report(measure(device, data_root, out, steps=steps, measure_speed=measure_speed, others=others,
+                   quality_work_root=quality_work_root))
+
+
+def measure(device: str, data_root: str | Path | None, out: Path, *, steps: int = 600, measure_speed: bool = True,
+            others: bool = True, quality_work_root: Path | None = None, dataset: str = "mnist") -> dict:
+    """Measure and write `out` (what `main` does; a whole-writeup run calls it after its sections)."""
     result = earlier_results(out)             # checked first: a bad file fails before minutes of timing
     dev = resolve_device(device)
     if not measure_speed and quality_work_root is None:
         raise UserError("nothing to measure: --no-speed needs --quality")
     torch.backends.cudnn.benchmark = True
-    split = load_split(data_root, train=True)
+    split = load_split(data_root, train=True, dataset=dataset)
     if measure_speed:      # new speed numbers replace the old ones; an earlier quality check stays, with its commit
         kept = {k: v for k, v in result.items() if k in QUALITY_KEYS}
         if kept and "quality_git_commit" not in kept and result.get("git_commit"):
@@ -338,9 +345,8 @@ def main(device: str, data_root: str | None, steps: int, out: Path, measure_spee
         result = {**kept, **speed(split, dev, steps, others)}
     if quality_work_root is not None:
         result.update(quality_check(split, dev, quality_work_root, data_root))
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, result)            # whole or not at all: an interrupted write keeps the old file
-    report(result)
+    return result
 
 
 if __name__ == "__main__":

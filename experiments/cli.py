@@ -173,15 +173,20 @@ def main(argv: list[str] | None = None) -> None:
               help="GPUs to use (default: all visible); sections are placed on them by expected time.")
 @click.option("--per-gpu", type=click.IntRange(1, 16), default=None,
               help="Sections sharing one GPU at a time (default 4; on the CPU 1, one after another).")
+@click.option("--benchmark", "with_benchmark", is_flag=True,
+              help="Then run the speed benchmark on the first GPU, into the results' benchmark.json (about 5 min).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @replace_option
 @yes_option
 def writeup_cmd(sections, profile, dataset, device, out, work_dir, data_root, seed, pack_to, keep_going, gpus,
-                per_gpu, no_progress, replace, yes) -> None:
+                per_gpu, with_benchmark, no_progress, replace, yes) -> None:
     """Run every section (or SECTIONS, whose dependencies must have results) on every GPU, time it, pack it."""
+    from experiments.pipeline.runner import resolve_device
     from experiments.pipeline.writeup import pack, run_writeup
 
     target = destination.resolve(out, dataset, profile)
+    if with_benchmark and resolve_device(device).type != "cuda":
+        raise UserError("--benchmark times the training and sampling loops on a GPU: it needs --device cuda")
     confirm_full_on_cpu(list(sections) or ["all"], target.profile, device, yes)
     out = target.results
     record = run_writeup(RunOptions(profile=target.profile, dataset=target.dataset, device=device,
@@ -193,6 +198,12 @@ def writeup_cmd(sections, profile, dataset, device, out, work_dir, data_root, se
     where = (f"{record['writeup_gpus']} GPU(s), up to {record['writeup_per_gpu']} sections each"
              if record["writeup_gpus"] else f"{record['writeup_per_gpu']} at a time")
     click.echo(f"writeup: {record['writeup_wall_s']:.1f} s on {record['writeup_device']} ({where})")
+    if with_benchmark:                    # after the sections: its timings must not share the GPUs with them
+        from experiments.benchmark import measure
+
+        bench = measure(device, data_root, out / "benchmark.json", dataset=target.dataset)
+        click.echo(f"benchmark: training {bench['train_speedup']:.2f}x the plain loop, 1,000 guided samples in "
+                   f"{bench['sample_1000_cfg_s']:.2f} s ({out / 'benchmark.json'})")
     if pack_to:
         only = None if record["writeup_sections"] == "all" else record["writeup_sections"]
         click.echo(f"packed {pack(out, pack_to, only)}")

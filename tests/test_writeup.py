@@ -318,3 +318,49 @@ def test_a_writeup_with_a_failed_section_exits_non_zero(tmp_path, monkeypatch, c
                            "--work-dir", str(tmp_path / "w")], capsys)
     assert code == 1
     assert err.splitlines() == ["failed: peer: ValueError: boom", "failed: ablations: skipped: peer failed"]
+
+
+def test_writeup_benchmark_needs_a_gpu_and_refuses_before_any_section(tmp_path, monkeypatch, capsys):
+    import experiments.pipeline.writeup
+
+    monkeypatch.setattr(experiments.pipeline.writeup, "run_writeup", lambda *args, **kwargs: pytest.fail("ran"))
+    code, out, err = call(["writeup", "--profile", "quick", "--device", "cpu", "--benchmark",
+                           "--out", str(tmp_path / "r"), "--work-dir", str(tmp_path / "w")], capsys)
+    assert code == 2 and err.startswith("error: --benchmark") and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_writeup_benchmark_runs_after_the_sections_and_is_packed_with_them(tmp_path, monkeypatch, capsys):
+    """One command for a GPU host: the sections, then the benchmark on the GPUs they freed, written into the
+    results beside run.json, then the tarball holding both."""
+    import tarfile
+
+    import experiments.benchmark
+    import experiments.pipeline.runner
+    import experiments.pipeline.writeup
+
+    results, calls = tmp_path / "results", []
+    record = {"writeup_wall_s": 1.0, "writeup_device": "GPU", "writeup_gpus": 1, "writeup_per_gpu": 4,
+              "writeup_sections": "all", "failed": {}}
+
+    def fake_writeup(opts, **kwargs):
+        calls.append("sections")
+        (opts.results_root / "noising").mkdir(parents=True)
+        (opts.results_root / "noising" / "manifest.json").write_text("{}")
+        return record
+
+    def fake_measure(device, data_root, out, **kwargs):
+        calls.append(("benchmark", out))
+        out.write_text(json.dumps({"train_speedup": 7.0, "sample_1000_cfg_s": 1.2}))
+        return json.loads(out.read_text())
+
+    monkeypatch.setattr(experiments.pipeline.runner, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(experiments.pipeline.writeup, "run_writeup", fake_writeup)
+    monkeypatch.setattr(experiments.benchmark, "measure", fake_measure)
+    code, out, err = call(["writeup", "--profile", "quick", "--device", "cuda", "--benchmark", "--out", str(results),
+                           "--work-dir", str(tmp_path / "w"), "--pack", str(tmp_path / "all.tar.gz")], capsys)
+    assert code == 0, err
+    assert calls == ["sections", ("benchmark", results / "benchmark.json")]
+    assert "benchmark: training 7.00x the plain loop" in out
+    with tarfile.open(tmp_path / "all.tar.gz") as tar:
+        assert {"results/benchmark.json", "results/noising/manifest.json"} <= set(tar.getnames())
