@@ -144,6 +144,12 @@ def listed(items: Sequence, last: str = "and") -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}" if words else ""
 
 
+def apart_fmt(a: float, b: float, fmt: str = ".1f") -> str:
+    """`fmt`, or one more decimal where `fmt` would print a and b alike (2.96 beside a goal of 3:
+    '.2f', not '3.0' beside '3.0')."""
+    return fmt if fmt_value(a, fmt) != fmt_value(b, fmt) else f".{int(fmt[1:-1]) + 1}f"
+
+
 def best(rows: Sequence, key: str, lowest: bool = True):
     """The row with the lowest (or highest) value in column `key`, ignoring rows without one."""
     usable = [r for r in rows if r[key] is not None]
@@ -216,4 +222,4 @@ def reaching(rows: Sequence, key: str, goal: float) -> list:
 
 GLOBALS = {"alignments": alignments, "reaching": reaching, "column_fmt": column_fmt, "groups_in_order": groups_in_order,
            "first_of": first_of, "last_of": last_of, "trend": trend, "compare": compare, "times": times,
-           "listed": listed, "best": best, "percent": percent, "zip": lambda *columns: list(zip(*columns))}
+           "listed": listed, "apart_fmt": apart_fmt, "best": best, "percent": percent, "zip": lambda *columns: list(zip(*columns))}

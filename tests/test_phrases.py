@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.phrases import compare, direction, times, trend
+from generator.phrases import apart_fmt, compare, direction, times, trend
 
 
 def test_a_direction_is_named_only_when_every_step_goes_that_way():
@@ -180,3 +180,8 @@ def test_reaching_keeps_the_rows_whose_share_meets_the_goal():
     from generator.phrases import reaching
     rows = [{"g": 1, "acc": "95.24%"}, {"g": 2, "acc": 0.9996}, {"g": 3, "acc": None}]
     assert [r["g"] for r in reaching(rows, "acc", 0.99)] == [2]
+
+
+def test_two_numbers_that_would_print_alike_get_one_more_decimal():
+    assert apart_fmt(2.958, 3) == ".2f" and apart_fmt(2.7, 3) == ".1f"
+    assert apart_fmt(17.42, 17.44) == ".2f" and apart_fmt(17.42, 17.44, ".2f") == ".2f"
