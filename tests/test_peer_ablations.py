@@ -114,6 +114,43 @@ def test_peer_objective_and_sampler():
         peer_sample(net, TINY, 2, 51, "trailing", torch.device("cpu"), seed=1)
 
 
+def test_peer_trains_without_cudnn_attention():
+    """cuDNN's attention autotunes on first use (a cold start's seconds): the peer's loss runs its network
+    with it switched off, and leaves the switch as it found it."""
+    seen = []
+
+    def network(x, t):
+        seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return x
+
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    loss = peer_objective(make_scheduler(TINY), torch.device("cpu"))(network, torch.zeros(2, 1, 32, 32), None)
+    assert seen == [False] and loss.item() > 0
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_peer_trains_uncompiled(monkeypatch, tmp_path, data_root):
+    """The peer's training step is not compiled even where the section compiles its sampler."""
+    from experiments.core.section import Context
+    from experiments.sections import peer as peer_section
+
+    made = {}
+
+    class Stop(Exception):
+        pass
+
+    def trainer(*args, **kwargs):
+        made.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(peer_section, "Trainer", trainer)
+    ctx = Context(section=registry.get("peer"), cfg=peer_section.QUICK, profile="quick", device=torch.device("cpu"),
+                  seed=0, work_root=tmp_path, data_root=data_root, out=None, read_result=None, compile=True)
+    with pytest.raises(Stop):
+        peer_section.train_peer(ctx, peer_section.QUICK)
+    assert made["compile"] is False
+
+
 def test_bf16_peer_wrapper_matches_the_peer():
     """The GPU sampling wrapper: a 0-dim timestep becomes a (B,) tensor, bf16 in, float32 out, the same
     eps as the fp32 peer up to bf16 rounding (the compiler is exercised on the GPU, not here)."""
