@@ -86,8 +86,8 @@ def train_peer(ctx: Context, cfg: PeerSectionConfig) -> PeerUNet:
     in_space = Split(to_peer(split.images, cfg.peer.sample_size), split.labels)      # (N, 1, 32, 32) in [-1, 1]
     model = PeerUNet(cfg.peer)
     key = f"{ctx.section.name}:{ctx.profile}:{ctx.seed}:{dataclasses.asdict(cfg.peer)}:{dataclasses.asdict(cfg.train)}"
-    # Uncompiled: from a cold cache the compile of the peer's training step takes longer than its faster
-    # steps win back over the budget (H100, one GPU to itself, from a cold cache: 200 s compiled, 186 s uncompiled).
+    # Uncompiled: from a cold cache, compiling the peer's training step takes longer than its faster steps
+    # win back over the budget (H100, one GPU to itself: 200 s compiled, 186 s uncompiled).
     trainer = Trainer(model, peer_objective(make_scheduler(cfg.peer), ctx.device), in_space, cfg.train, ctx.device,
                       ctx.work_dir, graph=cfg.graph, description=ctx.section.name, config_key=key,
                       show_progress=ctx.show_progress, compile=False)
