@@ -213,3 +213,17 @@ def test_section_numbers(quick_run):
     assert {t["key"] for t in sd["tables"]} == {"test_digits", "drawn", "edits"}
     for name, key in [("visual-anagrams", "both"), ("hybrid-images", "both"), ("cfg", "accuracy_gamma5")]:
         assert 0 <= _value(_manifest(quick_run, name), key) <= 1
+
+
+def test_every_flip_and_conditioning_has_words_for_the_tables():
+    """The tables name flips and conditionings in words: a new flip or conditioning needs its words too."""
+    from experiments.core.diffusion.tricks import FLIPS
+    from experiments.sections.model import CONDITIONED_ON
+    from experiments.sections.visual_anagrams import FLIP_WORDS
+
+    assert set(FLIP_WORDS) == set(FLIPS)
+    for conditioning in ("none", "time", "class"):
+        validate(UNetConfig(conditioning=conditioning))
+        assert CONDITIONED_ON[conditioning]
+    with pytest.raises(UserError):
+        validate(UNetConfig(conditioning="text"))
